@@ -1,0 +1,1 @@
+"""identity-stream: identify events in, resolved profiles out."""

@@ -1,0 +1,77 @@
+"""Typed custom attribute values: one plain, JSON-storable form between Avro and the rules.
+
+A value is ``[kind, payload]`` with kind one of KINDS. Lists rather than tuples because the profile
+state round-trips through JSON in the table changelog and must compare equal after it.
+Integers and doubles are both ``number`` (WebEngage and NotifyVisitors have one number type).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+KINDS = ("string", "number", "boolean", "datetime", "list", "json")
+TypedValue = list[Any]
+
+_NS = "identitystream.v1."
+
+
+class InvalidValue(ValueError):
+    """A custom value that has no typed form; the message says why."""
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLI = dt.timedelta(milliseconds=1)
+
+
+def epoch_millis(value: dt.datetime | int) -> int:
+    """Milliseconds since the epoch, exactly (no float rounding) for fastavro's timestamp-millis."""
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return (aware - _EPOCH) // _MILLI
+    return int(value)
+
+
+def from_avro(value: Any) -> TypedValue:
+    """Typed form of one decoded Avro CustomValue union datum."""
+    if isinstance(value, bool):
+        return ["boolean", value]
+    if isinstance(value, int | float):
+        return ["number", value]
+    if isinstance(value, str):
+        return ["string", value]
+    if isinstance(value, tuple):
+        name, record = value
+        if name == _NS + "DateTime":
+            return ["datetime", epoch_millis(record["epochMillis"])]
+        if name == _NS + "ListValue":
+            return ["list", list(record["items"])]
+        if name == _NS + "JsonObject":
+            text = record["json"]
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                raise InvalidValue(f"JsonObject is not valid JSON: {exc}") from exc
+            if not isinstance(parsed, dict):
+                raise InvalidValue("JsonObject must hold a JSON object")
+            return ["json", text]
+    raise InvalidValue(f"unsupported custom value {value!r}")
+
+
+def to_avro(value: TypedValue) -> Any:
+    """Avro union datum for a typed value, with the branch named so no union guessing happens."""
+    kind, payload = value
+    if kind == "string":
+        return ("string", payload)
+    if kind == "boolean":
+        return ("boolean", payload)
+    if kind == "number":
+        return ("long", payload) if isinstance(payload, int) else ("double", payload)
+    if kind == "datetime":
+        return (_NS + "DateTime", {"epochMillis": payload})
+    if kind == "list":
+        return (_NS + "ListValue", {"items": payload})
+    if kind == "json":
+        return (_NS + "JsonObject", {"json": payload})
+    raise InvalidValue(f"unknown value kind {kind!r}")

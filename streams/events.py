@@ -1,0 +1,189 @@
+"""Identify events: from a decoded Avro record to a checked, normalised domain event.
+
+Parsing is where bad input is caught, so that the rules downstream only ever see clean events and
+every refusal carries a reason code. A refused identifier or value only removes that part; the
+event is refused whole only when nothing identifies a person or the envelope is unusable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from streams.attribute_values import InvalidValue, TypedValue, epoch_millis, from_avro
+from streams.identity import DEFAULT_BLOCKLIST, Blocklist, IdentifierRefused, normalize_identifier
+from streams.outcomes import Rejection
+
+CUSTOM_PREFIX = "custom."
+SYSTEM_ATTRIBUTES = (
+    "firstName",
+    "lastName",
+    "fullName",
+    "email",
+    "phone",
+    "gender",
+    "birthDate",
+    "language",
+    "country",
+    "city",
+    "timezone",
+    "location",
+    "company",
+    "facebookId",
+    "twitterId",
+    "lineId",
+    "hashedEmail",
+    "hashedPhone",
+    "emailOptIn",
+    "smsOptIn",
+    "pushOptIn",
+    "webPushOptIn",
+    "whatsappOptIn",
+    "locationOptIn",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifyEvent:
+    """A valid identify call. Attribute keys are system names or ``custom.<name>``."""
+
+    message_id: str
+    timestamp: int
+    workspace_id: str
+    anonymous_id: str | None
+    user_id: str | None
+    profile_id: str | None
+    set: dict[str, Any]
+    set_once: dict[str, Any]
+    unset: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The event if anything of it can be applied, and every refusal met on the way."""
+
+    event: IdentifyEvent | None
+    rejections: list[Rejection]
+
+
+def _attributes(record: dict[str, Any] | None, rejections: list[Rejection]) -> dict[str, Any]:
+    if not record:
+        return {}
+    values: dict[str, Any] = {
+        name: record[name] for name in SYSTEM_ATTRIBUTES if record.get(name) is not None
+    }
+    for name, raw in (record.get("custom") or {}).items():
+        key = CUSTOM_PREFIX + name
+        try:
+            typed: TypedValue = from_avro(raw)
+        except InvalidValue as exc:
+            rejections.append(Rejection("invalid_value", str(exc), key, whole=False))
+            continue
+        values[key] = typed
+    return values
+
+
+def _identifier(
+    record: dict[str, Any], field: str, blocklist: Blocklist, rejections: list[Rejection]
+) -> str | None:
+    raw = record.get(field)
+    if raw is None:
+        return None
+    try:
+        return normalize_identifier(raw, blocklist)
+    except IdentifierRefused as exc:
+        rejections.append(Rejection(exc.reason, f"{field}: {exc}", field, whole=False))
+        return None
+
+
+def _profile_id(record: dict[str, Any], rejections: list[Rejection]) -> str | None:
+    raw = record.get("profileId")
+    if raw is None:
+        return None
+    try:
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        rejections.append(
+            Rejection("invalid_profile_id", f"profileId {raw!r} is not a UUID", "profileId", False)
+        )
+        return None
+
+
+def parse_identify(record: dict[str, Any], blocklist: Blocklist = DEFAULT_BLOCKLIST) -> Parsed:
+    """Check and normalise one decoded IdentifyEvent record."""
+    message_id = record["messageId"].strip()
+    if not message_id:
+        return Parsed(None, [Rejection("missing_message_id", "messageId is empty", "messageId")])
+    workspace_id = record["workspaceId"].strip()
+    if not workspace_id:
+        return Parsed(None, [Rejection("missing_workspace", "workspaceId is empty", "workspaceId")])
+
+    rejections: list[Rejection] = []
+    anonymous_id = _identifier(record, "anonymousId", blocklist, rejections)
+    user_id = _identifier(record, "userId", blocklist, rejections)
+    profile_id = _profile_id(record, rejections)
+    if anonymous_id is None and user_id is None and profile_id is None:
+        refused = ", ".join(r.subject or "" for r in rejections)
+        detail = f" (refused: {refused})" if refused else ""
+        return Parsed(
+            None,
+            [
+                *rejections,
+                Rejection(
+                    "missing_identity",
+                    f"no usable anonymousId, userId or profileId{detail}",
+                ),
+            ],
+        )
+
+    to_set = _attributes(record.get("set"), rejections)
+    to_set_once = _attributes(record.get("setOnce"), rejections)
+    # A name both set and unset by one event is set: one event must not race with itself.
+    unset = (
+        frozenset(
+            [*record.get("unset", ()), *(CUSTOM_PREFIX + n for n in record.get("unsetCustom", ()))]
+        )
+        - to_set.keys()
+    )
+    event = IdentifyEvent(
+        message_id=message_id,
+        timestamp=epoch_millis(record["timestamp"]),
+        workspace_id=workspace_id,
+        anonymous_id=anonymous_id,
+        user_id=user_id,
+        profile_id=profile_id,
+        set=to_set,
+        set_once=to_set_once,
+        unset=unset,
+    )
+    return Parsed(event, rejections)
+
+
+def to_json(event: IdentifyEvent) -> dict[str, Any]:
+    """The internal JSON form carried by the repartition topic (already checked: no re-parsing)."""
+    return {
+        "messageId": event.message_id,
+        "timestamp": event.timestamp,
+        "workspaceId": event.workspace_id,
+        "anonymousId": event.anonymous_id,
+        "userId": event.user_id,
+        "profileId": event.profile_id,
+        "set": event.set,
+        "setOnce": event.set_once,
+        "unset": sorted(event.unset),
+    }
+
+
+def from_json(data: dict[str, Any]) -> IdentifyEvent:
+    return IdentifyEvent(
+        message_id=data["messageId"],
+        timestamp=data["timestamp"],
+        workspace_id=data["workspaceId"],
+        anonymous_id=data["anonymousId"],
+        user_id=data["userId"],
+        profile_id=data["profileId"],
+        set=data["set"],
+        set_once=data["setOnce"],
+        unset=frozenset(data["unset"]),
+    )

@@ -1,0 +1,58 @@
+"""Runtime settings, from environment variables only, so a worker, a test and a container agree.
+
+Every name is prefixed IDENTITY_STREAM_ except KAFKA_BOOTSTRAP_SERVERS, the de-facto standard.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    app_id: str = "identity-stream"
+    topic_prefix: str = ""
+    partitions: int = 4
+    replication_factor: int = 1
+    data_dir: Path = Path(".data")
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        base = cls()
+        return cls(
+            bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS", base.bootstrap_servers),
+            app_id=e.get("IDENTITY_STREAM_APP_ID", base.app_id),
+            topic_prefix=e.get("IDENTITY_STREAM_TOPIC_PREFIX", base.topic_prefix),
+            partitions=int(e.get("IDENTITY_STREAM_PARTITIONS", base.partitions)),
+            replication_factor=int(
+                e.get("IDENTITY_STREAM_REPLICATION_FACTOR", base.replication_factor)
+            ),
+            data_dir=Path(e.get("IDENTITY_STREAM_DATA_DIR", base.data_dir)),
+            log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in another process (a worker)."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "IDENTITY_STREAM_APP_ID": self.app_id,
+            "IDENTITY_STREAM_TOPIC_PREFIX": self.topic_prefix,
+            "IDENTITY_STREAM_PARTITIONS": str(self.partitions),
+            "IDENTITY_STREAM_REPLICATION_FACTOR": str(self.replication_factor),
+            "IDENTITY_STREAM_DATA_DIR": str(self.data_dir),
+            "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
+        }
+
+    def with_changes(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings shared by every confluent-kafka client of the project."""
+        return {"bootstrap.servers": self.bootstrap_servers}

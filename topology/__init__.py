@@ -1,0 +1,1 @@
+"""Everything the processor exchanges with Kafka, declared once: schemas, codecs and topics."""

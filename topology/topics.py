@@ -1,0 +1,80 @@
+"""Every topic of the pipeline, declared once: name, partitions, key, value schema and retention.
+
+The worker, the admin tooling, the publisher, the tests and the README table all read this, so a
+topic cannot be configured in two different ways. Topics that faust reads or writes with a table
+(the repartition topic and the table changelog) share one partition count: faust only co-locates
+a stream partition with the table partition of the same number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from topology.avro import IDENTIFY_EVENT, PROFILE, REJECTION, AvroSchema
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    key: str
+    value: str
+    schema: AvroSchema | None
+    config: dict[str, str] = field(default_factory=dict)
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class Topology:
+    identify_events: TopicSpec
+    events_by_profile: TopicSpec
+    profiles: TopicSpec
+    rejections: TopicSpec
+
+    def all(self) -> list[TopicSpec]:
+        return [self.identify_events, self.events_by_profile, self.profiles, self.rejections]
+
+
+def declare(prefix: str = "", partitions: int = 4) -> Topology:
+    """The topics for one deployment; ``prefix`` isolates deployments (and tests) on one cluster."""
+    return Topology(
+        identify_events=TopicSpec(
+            name=f"{prefix}identify-events",
+            partitions=partitions,
+            key="any (producers choose; events of one person may be on several partitions)",
+            value="IdentifyEvent (Avro single-object)",
+            schema=IDENTIFY_EVENT,
+            # The input is the system of record: state is rebuilt by replaying it, so keep it all.
+            config={"cleanup.policy": "delete", "retention.ms": "-1"},
+            doc="Identify calls published by the services.",
+        ),
+        events_by_profile=TopicSpec(
+            name=f"{prefix}identify-events-by-profile",
+            partitions=partitions,
+            key="profileId (UTF-8)",
+            value="checked, normalised event (JSON, internal)",
+            schema=None,
+            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            doc="Repartition topic: every event re-keyed by the profile it folds into.",
+        ),
+        profiles=TopicSpec(
+            name=f"{prefix}profiles",
+            partitions=partitions,
+            key="profileId (UTF-8)",
+            value="Profile (Avro single-object); null = tombstone",
+            schema=PROFILE,
+            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+            doc="Changelog of whole profiles; compacted, so it holds the latest profile per id.",
+        ),
+        rejections=TopicSpec(
+            name=f"{prefix}rejections",
+            partitions=partitions,
+            key="messageId of the input (UTF-8), or null when undecodable",
+            value="Rejection (Avro single-object)",
+            schema=REJECTION,
+            config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
+            doc="Every refusal, whole or partial, with the reason and the source coordinates.",
+        ),
+    )
