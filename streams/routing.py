@@ -29,11 +29,22 @@ class Routed:
 
 
 def route(raw: bytes | None, blocklist: Blocklist = DEFAULT_BLOCKLIST) -> Routed:
-    """Decode and check one input message and say which profile it folds into."""
+    """Decode and check one input message and say which profile it folds into.
+
+    Never raises: a message that trips an unforeseen error is rejected with its raw bytes (reason
+    ``processing_error``) instead of stopping the partition behind it.
+    """
     try:
-        record = IDENTIFY_EVENT.decode(raw)
+        return _route(raw, blocklist)
     except AvroDecodeError as exc:
         return Routed(rejections=[Rejection(exc.reason, str(exc))], undecodable=True)
+    except Exception as exc:
+        failure = Rejection("processing_error", f"{type(exc).__name__}: {exc}")
+        return Routed(rejections=[failure], undecodable=True)
+
+
+def _route(raw: bytes | None, blocklist: Blocklist) -> Routed:
+    record = IDENTIFY_EVENT.decode(raw)
     parsed = parse_identify(record, blocklist)
     message_id, workspace_id = record["messageId"], record["workspaceId"]
     event = parsed.event

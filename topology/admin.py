@@ -7,6 +7,7 @@ partition count is an error, since re-keyed data would land on the wrong partiti
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import KafkaError
@@ -44,14 +45,21 @@ def ensure_topics(
                 isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS
             ):
                 raise
-    metadata = admin.list_topics(timeout=timeout)
-    for spec in wanted:
-        topic = metadata.topics.get(spec.name)
-        have = len(topic.partitions) if topic is not None else 0
-        if have != spec.partitions:
+    # A new topic reaches the metadata a moment after its creation is acknowledged.
+    deadline = time.monotonic() + timeout
+    while True:
+        topics = admin.list_topics(timeout=timeout).topics
+        counts = {s.name: len(topics[s.name].partitions) if s.name in topics else 0 for s in wanted}
+        wrong = [s for s in wanted if counts[s.name] != s.partitions]
+        if not wrong:
+            break
+        if time.monotonic() > deadline or any(counts[s.name] for s in wrong):
+            spec = wrong[0]
             raise TopologyMismatch(
-                f"topic {spec.name} has {have} partitions, the topology declares {spec.partitions}"
+                f"topic {spec.name} has {counts[spec.name]} partitions, "
+                f"the topology declares {spec.partitions}"
             )
+        time.sleep(0.1)
     return created
 
 

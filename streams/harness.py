@@ -1,0 +1,88 @@
+"""Drive one isolated deployment of the pipeline from Python: topics, worker processes, I/O.
+
+The demo, the integration tests and the benchmarks all run the pipeline this way, so they share
+one definition of "publish, wait until processed, read the results back". Each deployment gets
+its own topic prefix, application id and data dirs, so several can share a cluster.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+
+from streams.publisher import Message, publish
+from streams.readback import latest_by_key, read_all, wait_caught_up
+from streams.settings import Settings
+from streams.supervisor import WorkerProcess
+from topology.admin import delete_topics, ensure_topics
+from topology.avro import PROFILE, REJECTION
+from topology.topics import Topology, declare
+
+
+class Deployment:
+    """Topics + workers of one application id, under ``workdir``."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.topology: Topology = declare(settings.topic_prefix, settings.partitions)
+        self.workers: dict[str, WorkerProcess] = {}
+
+    @property
+    def kafka_config(self) -> dict[str, str]:
+        return self.settings.kafka_config()
+
+    def create_topics(self) -> Deployment:
+        ensure_topics(self.kafka_config, self.topology.all(), self.settings.replication_factor)
+        return self
+
+    def data_dir(self, name: str) -> Path:
+        return self.workdir / name / "state"
+
+    def start_worker(self, name: str = "worker-1", wait: bool = True) -> WorkerProcess:
+        """Start (or restart, on the same data dir) the worker called ``name``."""
+        settings = self.settings.with_changes(data_dir=self.data_dir(name))
+        worker = WorkerProcess(settings, self.workdir / name / "worker.log").start()
+        self.workers[name] = worker
+        return worker.wait_ready() if wait else worker
+
+    def publish(
+        self, messages: Iterable[Message], total: int | None = None, progress: bool = False
+    ) -> int:
+        return publish(
+            self.kafka_config, self.topology.identify_events.name, messages, total, progress
+        )
+
+    def wait_processed(
+        self, timeout: float = 180.0, on_poll: Callable[[int], None] | None = None
+    ) -> None:
+        """Until every input and repartitioned event is committed, so all outputs are out."""
+        topics = [self.topology.identify_events.name, self.topology.events_by_profile.name]
+        wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return latest_by_key(self.kafka_config, self.topology.profiles.name, PROFILE.decode)
+
+    def profile_history(self) -> list[tuple[str | None, Any, int]]:
+        return read_all(self.kafka_config, self.topology.profiles.name, PROFILE.decode)
+
+    def rejections(self) -> list[dict[str, Any]]:
+        records = read_all(self.kafka_config, self.topology.rejections.name, REJECTION.decode)
+        return [value for _, value, _ in records]
+
+    def stop_workers(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+
+    def destroy(self) -> None:
+        """Stop the workers, delete every topic of the deployment (faust's too) and the data."""
+        self.stop_workers()
+        own = {spec.name for spec in self.topology.all()}
+        existing = AdminClient(self.kafka_config).list_topics(timeout=30).topics
+        internal = {name for name in existing if name.startswith(f"{self.settings.app_id}-")}
+        delete_topics(self.kafka_config, sorted((own & existing.keys()) | internal))
+        shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,189 @@
+import json
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams import profile
+from streams.events import IdentifyEvent, parse_identify
+from tests.factories import identify
+from topology.avro import IDENTIFY_EVENT, PROFILE
+
+PID = "p-1"
+
+
+def event(**kwargs) -> IdentifyEvent:
+    """An event as the worker sees it: encoded by a producer, decoded, parsed."""
+    parsed = parse_identify(IDENTIFY_EVENT.decode(IDENTIFY_EVENT.encode(identify(**kwargs))))
+    assert parsed.event is not None, parsed.rejections
+    return parsed.event
+
+
+def fold_all(events, state=None):
+    for e in events:
+        state = profile.fold(state, e, PID)
+    return state
+
+
+def values(events):
+    return profile.current_values(fold_all(events))
+
+
+def test_later_event_time_wins_whatever_the_arrival_order():
+    old = event(ts=1, user="u", set={"city": "Paris"})
+    new = event(ts=2, user="u", set={"city": "Rome"})
+    assert values([old, new])["city"] == "Rome"
+    assert values([new, old])["city"] == "Rome"
+
+
+def test_same_time_is_broken_by_message_id():
+    a = event(ts=5, user="u", set={"city": "A"}, message_id="m-a")
+    b = event(ts=5, user="u", set={"city": "B"}, message_id="m-b")
+    assert values([a, b])["city"] == values([b, a])["city"] == "B"
+
+
+def test_unset_is_a_timestamped_tombstone():
+    set_ = event(ts=1, user="u", set={"email": "x@y.z", "custom": {"plan": "free"}})
+    unset = event(ts=2, user="u", unset=["email"], unset_custom=["plan"])
+    assert values([set_, unset]) == {}
+    assert values([unset, set_]) == {}  # the late older write does not resurrect the value
+    newer = event(ts=3, user="u", set={"email": "new@y.z"})
+    assert values([newer, unset, set_]) == {"email": "new@y.z"}
+
+
+def test_set_once_earliest_wins_and_any_set_overrides():
+    first = event(ts=1, user="u", set_once={"city": "First"})
+    second = event(ts=2, user="u", set_once={"city": "Second"})
+    assert values([second, first])["city"] == "First"
+    later_set = event(ts=3, user="u", set={"city": "Set"})
+    earlier_set = event(ts=0, user="u", set={"city": "Set0"})
+    assert values([first, later_set])["city"] == "Set"
+    assert values([first, earlier_set])["city"] == "Set0"  # already set: set_once is ignored
+    after_unset = event(ts=4, user="u", unset=["city"])
+    once_after = event(ts=5, user="u", set_once={"city": "Again"})
+    assert values([after_unset, once_after])["city"] == "Again"
+    assert "city" not in values([first, after_unset])
+
+
+def test_set_and_unset_of_one_name_in_one_event_is_a_set():
+    e = event(ts=1, user="u", set={"city": "Kept"}, unset=["city"])
+    assert values([e])["city"] == "Kept"
+
+
+def test_identity_fields_and_times_join():
+    a = event(ts=10, user="u", anon="dev-1", message_id="m-1")
+    b = event(ts=5, user="u", anon="dev-2", message_id="m-2")
+    state = fold_all([a, b])
+    assert state["anonymousIds"] == ["dev-1", "dev-2"]
+    assert (state["createdAt"], state["updatedAt"], state["lastMessageId"]) == (5, 10, "m-1")
+
+
+def test_render_applies_channel_defaults_and_encodes():
+    ns = "identitystream.v1."
+    custom = {
+        "plan": ("string", "pro"),
+        "visits": ("long", 3),
+        "ltv": ("double", 2.5),
+        "vip": ("boolean", False),
+        "seen": (ns + "DateTime", {"epochMillis": 1_700_000_000_123}),
+        "tags": (ns + "ListValue", {"items": ["a", 1, True]}),
+        "prefs": (ns + "JsonObject", {"json": '{"a": 1}'}),
+    }
+    state = fold_all([event(ts=1, user="u", set={"smsOptIn": "OPTOUT", "custom": custom})])
+    rendered = profile.render(state)
+    attrs = rendered["attributes"]
+    assert attrs["smsOptIn"] == "OPTOUT"
+    assert attrs["emailOptIn"] == "OPTIN"
+    assert attrs["whatsappOptIn"] == "OPTOUT"
+    decoded = PROFILE.decode(PROFILE.encode(rendered))["attributes"]["custom"]
+    assert decoded["plan"] == "pro" and decoded["visits"] == 3 and decoded["ltv"] == 2.5
+    assert decoded["vip"] is False
+    assert decoded["tags"] == (ns + "ListValue", {"items": ["a", 1, True]})
+    assert decoded["seen"][1]["epochMillis"].timestamp() == 1_700_000_000.123
+
+
+def test_state_survives_a_json_round_trip_unchanged():
+    state = fold_all([event(ts=1, user="u", set={"custom": {"n": ("long", 1)}}, anon="d")])
+    again = json.loads(json.dumps(state))
+    assert again == state
+    assert profile.fold(again, event(ts=1, user="u"), PID)["lww"] == state["lww"]
+
+
+# --- order independence -------------------------------------------------------------------------
+
+NAMES = ["city", "email", "custom.plan", "custom.score"]
+VALUES = {
+    "city": st.sampled_from(["A", "B", "C"]),
+    "email": st.sampled_from(["a@x.io", "b@x.io"]),
+    "custom.plan": st.sampled_from([["string", "free"], ["string", "pro"]]),
+    "custom.score": st.sampled_from([["number", 1], ["number", 2.5]]),
+}
+
+
+@st.composite
+def events(draw):
+    count = draw(st.integers(1, 12))
+    out = []
+    for n in range(count):
+        ops = {}
+        for kind in ("set", "set_once"):
+            names = draw(st.sets(st.sampled_from(NAMES), max_size=2))
+            ops[kind] = {name: draw(VALUES[name]) for name in names}
+        unset = draw(st.sets(st.sampled_from(NAMES), max_size=1)) - ops["set"].keys()
+        out.append(
+            IdentifyEvent(
+                message_id=f"m{n:02d}",
+                timestamp=draw(st.integers(0, 4)),  # few distinct times: many ties
+                workspace_id="ws",
+                anonymous_id=draw(st.sampled_from([None, "d1", "d2"])),
+                user_id="u",
+                profile_id=None,
+                set=ops["set"],
+                set_once=ops["set_once"],
+                unset=frozenset(unset),
+            )
+        )
+    return out
+
+
+@settings(max_examples=300)
+@given(events(), st.randoms(use_true_random=False), st.integers(1, 4))
+def test_any_order_any_split_and_redelivery_give_the_same_profile(evs, rnd: random.Random, parts):
+    reference = fold_all(evs)
+    shuffled = list(evs)
+    rnd.shuffle(shuffled)
+    assert fold_all(shuffled) == reference
+    # split over partitions, each folded on its own, then the partial profiles joined
+    buckets = [[] for _ in range(parts)]
+    for e in shuffled:
+        buckets[rnd.randrange(parts)].append(e)
+    partials = [fold_all(b) for b in buckets if b]
+    joined = partials[0]
+    for p in partials[1:]:
+        joined = profile.join(joined, p)
+    assert joined == reference
+    # redelivery: folding any event again changes nothing
+    assert fold_all([rnd.choice(evs)], reference) == reference
+
+
+@settings(max_examples=300)
+@given(events())
+def test_values_follow_the_documented_rule(evs):
+    """Latest set wins; else the earliest set_once if nothing or only an older unset precedes."""
+    got = values(evs)
+    for name in NAMES:
+        writes = [
+            ((e.timestamp, e.message_id), e.set.get(name))
+            for e in evs
+            if name in e.set or name in e.unset
+        ]
+        onces = [((e.timestamp, e.message_id), e.set_once[name]) for e in evs if name in e.set_once]
+        last = max(writes, default=None, key=lambda w: w[0])
+        first = min(onces, default=None, key=lambda w: w[0])
+        if last is not None and last[1] is not None:
+            expected = last[1]
+        elif first is not None and (last is None or first[0] > last[0]):
+            expected = first[1]
+        else:
+            expected = None
+        assert got.get(name) == expected, name
