@@ -1,0 +1,46 @@
+# The README's two commands are `make demo` and `make test`; everything else is plumbing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test install lint unit integration broker-start broker-stop broker-status clean
+
+demo: install ## fetch and start a broker, run a worker, publish a generated stream, print profiles
+	$(BIN)/identify-stream demo
+
+test: install ## lint, unit tests, integration tests against a real broker
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+integration: install
+	$(BIN)/pytest tests/integration
+
+broker-start: install ## the local single-node KRaft broker (Maven Central jars, no Docker)
+	$(BIN)/python -m localkafka start
+
+broker-stop: install
+	$(BIN)/python -m localkafka stop
+
+broker-status: install
+	$(BIN)/python -m localkafka status
+
+clean: broker-stop
+	rm -rf .data .localkafka $(VENV)
