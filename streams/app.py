@@ -1,33 +1,45 @@
-"""The faust application: topics and tables wired to the pure rules, nothing else.
+"""The faust application: topics and tables wired to the pure stages, nothing else.
 
-Two stages, like a Kafka Streams ``selectKey().repartition().aggregate()``:
+Three stages, each reading and writing only the table keyed like its own input stream (faust
+only serves the table partition of the current event):
 
-    identify-events --route--> identify-events-by-profile --fold--> profiles
-          (any key)     |            (key: profileId)         |      (compacted)
-                        +--> rejections                 profile-state table (RocksDB)
+    identify-events --route--+--> ...-by-anonymous --link--+      table anonymous-ids
+      (any key)              |    (key: device profile id) |
+                             +-----------------------------+--> ...-by-profile --assemble--+
+                                                                (key: profileId)           |
+    profiles, profile-merges <-------------------------------------------------------------+
+    rejections <-- every stage                                    table profile-state
 
-Both agents run with concurrency 1 under at-least-once processing; every fold is a join of
-registers, so a redelivered event changes nothing and its profile is simply emitted again (the
-earlier emission may be the thing the crash lost).
+All agents run with concurrency 1 under at-least-once processing. Every stage is idempotent
+(joins of registers, set-like membership), so a redelivered event changes nothing and its
+outputs are simply sent again: the earlier send may be what the crash lost.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
 from faust.types import EventT
 
-from streams import profile
-from streams.events import from_json
-from streams.outcomes import Source, rejection_record
+from streams import assembly, linking
+from streams.outcomes import (
+    BY_ANONYMOUS,
+    BY_PROFILE,
+    MERGES,
+    PROFILES,
+    REJECTIONS,
+    Emit,
+    Source,
+)
 from streams.routing import route
 from streams.settings import Settings
 from topology.avro import AvroCodec
-from topology.topics import TopicSpec, Topology, declare
+from topology.topics import TopicSpec, declare
 
+ANONYMOUS_TABLE = "anonymous-ids"
 PROFILE_TABLE = "profile-state"
 
 
@@ -45,9 +57,17 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")]
 
 
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _key(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
+
+
 def build_app(settings: Settings) -> faust.App:
-    """A worker's faust App for these settings (topics, table, agents)."""
-    topology: Topology = declare(settings.topic_prefix, settings.partitions)
+    """A worker's faust App for these settings (topics, tables, agents)."""
+    topology = declare(settings.topic_prefix, settings.partitions)
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap_servers),
@@ -64,46 +84,51 @@ def build_app(settings: Settings) -> faust.App:
     identify_events = app.topic(
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
     )
-    events_by_profile = _faust_topic(app, topology.events_by_profile)
-    profiles = _faust_topic(app, topology.profiles)
-    rejections = _faust_topic(app, topology.rejections)
-    states = app.Table(
-        PROFILE_TABLE,
-        partitions=settings.partitions,
-        schema=faust.Schema(key_serializer="raw", value_serializer="json"),
-    )
+    outputs = {
+        BY_ANONYMOUS: _faust_topic(app, topology.events_by_anonymous),
+        BY_PROFILE: _faust_topic(app, topology.events_by_profile),
+        PROFILES: _faust_topic(app, topology.profiles),
+        MERGES: _faust_topic(app, topology.profile_merges),
+        REJECTIONS: _faust_topic(app, topology.rejections),
+    }
+    json_values = faust.Schema(key_serializer="raw", value_serializer="json")
+    anonymous_ids = app.Table(ANONYMOUS_TABLE, partitions=settings.partitions, schema=json_values)
+    profile_states = app.Table(PROFILE_TABLE, partitions=settings.partitions, schema=json_values)
+
+    async def send_all(emits: list[Emit]) -> None:
+        for emit in emits:
+            await outputs[emit.output].send(key=emit.key, value=emit.value)
 
     @app.agent(identify_events, concurrency=1)
     async def route_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Decode, check and re-key by profile; refusals go to the rejections topic."""
+        """Decode, check, re-key by device or profile; refusals go to the rejections topic."""
         event: EventT
         async for event in stream.events():
             message = event.message
-            routed = route(message.value)
             source = Source(message.topic, message.partition, message.offset)
-            now = time.time_ns() // 1_000_000
-            for rejection in routed.rejections:
-                record = rejection_record(
-                    rejection,
-                    source,
-                    now,
-                    routed.message_id,
-                    routed.workspace_id,
-                    message.value if routed.undecodable else None,
-                )
-                await rejections.send(key=routed.message_id, value=record)
-            if routed.event is not None:
-                await events_by_profile.send(key=routed.profile_id, value=routed.event)
+            await send_all(route(message.value, source, _now()))
             yield None
 
-    @app.agent(events_by_profile, concurrency=1)
-    async def fold_events(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-        """Fold each event into its profile's state and publish the whole profile."""
-        async for key, payload in stream.items():
-            profile_id = key.decode() if isinstance(key, bytes) else key
-            state = profile.fold(states.get(profile_id), from_json(payload), profile_id)
-            states[profile_id] = state
-            await profiles.send(key=profile_id, value=profile.render(state))
-            yield None
+    def stateful(
+        table: faust.Table, step: Callable[[Any, str, dict[str, Any]], tuple[Any, list[Emit]]]
+    ) -> Callable[[faust.StreamT[Any]], AsyncIterator[None]]:
+        async def agent(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
+            async for raw_key, value in stream.items():
+                key = _key(raw_key)
+                record, emits = step(table.get(key), key, value)
+                if record is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = record
+                await send_all(emits)
+                yield None
 
+        return agent
+
+    app.agent(outputs[BY_ANONYMOUS], name="link_devices", concurrency=1)(
+        stateful(anonymous_ids, lambda rec, key, v: linking.on_anonymous_event(rec, key, v, _now()))
+    )
+    app.agent(outputs[BY_PROFILE], name="assemble_profiles", concurrency=1)(
+        stateful(profile_states, assembly.on_command)
+    )
     return app

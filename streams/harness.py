@@ -19,7 +19,7 @@ from streams.readback import latest_by_key, read_all, wait_caught_up
 from streams.settings import Settings
 from streams.supervisor import WorkerProcess
 from topology.admin import delete_topics, ensure_topics
-from topology.avro import PROFILE, REJECTION
+from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
 from topology.topics import Topology, declare
 
 
@@ -61,7 +61,7 @@ class Deployment:
         self, timeout: float = 180.0, on_poll: Callable[[int], None] | None = None
     ) -> None:
         """Until every input and repartitioned event is committed, so all outputs are out."""
-        topics = [self.topology.identify_events.name, self.topology.events_by_profile.name]
+        topics = [self.topology.identify_events.name, *(t.name for t in self.topology.internal())]
         wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -69,6 +69,11 @@ class Deployment:
 
     def profile_history(self) -> list[tuple[str | None, Any, int]]:
         return read_all(self.kafka_config, self.topology.profiles.name, PROFILE.decode)
+
+    def merges(self) -> dict[str, dict[str, Any]]:
+        return latest_by_key(
+            self.kafka_config, self.topology.profile_merges.name, PROFILE_MERGE.decode
+        )
 
     def rejections(self) -> list[dict[str, Any]]:
         records = read_all(self.kafka_config, self.topology.rejections.name, REJECTION.decode)

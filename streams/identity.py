@@ -124,19 +124,3 @@ def normalize_identifier(raw: str, blocklist: Blocklist = DEFAULT_BLOCKLIST) -> 
 def derive_profile_id(workspace_id: str, kind: IdKind, identifier: str) -> str:
     """UUIDv5 of workspace, kind and identifier: a replay gives the same person the same id."""
     return str(uuid.uuid5(PROFILE_NAMESPACE, f"{workspace_id}\x1f{kind}\x1f{identifier}"))
-
-
-def target_profile_id(
-    workspace_id: str, user_id: str | None, anonymous_id: str | None, profile_id: str | None
-) -> str:
-    """The profile an event is folded into: its known user, else its device, else the id it names.
-
-    Identifiers must already be normalised; at least one must be present.
-    """
-    if user_id is not None:
-        return derive_profile_id(workspace_id, IdKind.USER, user_id)
-    if anonymous_id is not None:
-        return derive_profile_id(workspace_id, IdKind.ANONYMOUS, anonymous_id)
-    if profile_id is not None:
-        return profile_id
-    raise ValueError("an event needs at least one identifier")

@@ -1,8 +1,25 @@
-"""What happened to an input message: the vocabulary shared by the rules and the agents."""
+"""What the stages produce: records to emit, and refusals with the place they came from."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+# Logical output names; topology.topics maps each to a topic of the deployment.
+BY_ANONYMOUS = "by_anonymous"
+BY_PROFILE = "by_profile"
+PROFILES = "profiles"
+MERGES = "merges"
+REJECTIONS = "rejections"
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One record a stage wants sent: ``value`` None is a tombstone."""
+
+    output: str
+    key: str | None
+    value: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +43,24 @@ class Source:
     partition: int
     offset: int
 
+    def to_json(self) -> list[Any]:
+        return [self.topic, self.partition, self.offset]
 
-def rejection_record(
+    @classmethod
+    def from_json(cls, data: list[Any]) -> Source:
+        return cls(data[0], data[1], data[2])
+
+
+def rejected(
     rejection: Rejection,
     source: Source,
     rejected_at: int,
     message_id: str | None = None,
     workspace_id: str | None = None,
     raw_value: bytes | None = None,
-) -> dict[str, object]:
-    """The Rejection Avro record; raw bytes are kept only for messages that could not be read."""
-    return {
+) -> Emit:
+    """The Rejection record to emit; raw bytes are kept only for messages that could not be read."""
+    record = {
         "reason": rejection.reason,
         "message": rejection.message,
         "subject": rejection.subject,
@@ -49,3 +73,4 @@ def rejection_record(
         "rawValue": raw_value,
         "rejectedAt": rejected_at,
     }
+    return Emit(REJECTIONS, message_id, record)

@@ -48,6 +48,7 @@ class WorkloadSpec:
     visits_per_device: int = 2
     events_after_login: int = 2
     junk_rate: float = 0.01  # events carrying a placeholder id or undecodable bytes
+    shared_device_rate: float = 0.05  # someone else later logs in on a known user's device
     shuffle_window: int = 50  # how far an event may arrive out of order
     seed: int = 7
 
@@ -140,6 +141,18 @@ def generate(spec: WorkloadSpec) -> list[Message]:
                 )
             else:
                 emit(user_id, ts, workspace, userId=user_id, set={"custom": _custom(rng, ts)})
+        if rng.random() < spec.shared_device_rate:
+            # A second user on the same device: refused as a merge, their data stays theirs.
+            ts += rng.randint(1_000, 600_000)
+            other = f"user-{(person + 1) % spec.people:07d}"
+            emit(
+                other,
+                ts,
+                workspace,
+                anonymousId=devices[0],
+                userId=other,
+                set={"custom": {"plan": rng.choice(PLANS)}},
+            )
         if rng.random() < spec.junk_rate * 10:
             # A placeholder id next to a real one: the junk id is refused, the rest applies.
             ts += rng.randint(1_000, 60_000)

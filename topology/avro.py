@@ -83,8 +83,9 @@ class AvroCodec(Codec):
         super().__init__()
         self.schema = schema
 
-    def _dumps(self, obj: Any) -> bytes:
-        return self.schema.encode(obj)
+    def _dumps(self, obj: Any) -> bytes | None:
+        # None stays None: a Kafka tombstone (deleted or merged-away profile), not an Avro value.
+        return None if obj is None else self.schema.encode(obj)
 
     def _loads(self, s: bytes) -> Any:
         return self.schema.decode(s)
@@ -93,3 +94,4 @@ class AvroCodec(Codec):
 IDENTIFY_EVENT = AvroSchema("IdentifyEvent")
 PROFILE = AvroSchema("Profile")
 REJECTION = AvroSchema("Rejection")
+PROFILE_MERGE = AvroSchema("ProfileMerge")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from topology.avro import IDENTIFY_EVENT, PROFILE, REJECTION, AvroSchema
+from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -29,12 +29,25 @@ class TopicSpec:
 @dataclass(frozen=True)
 class Topology:
     identify_events: TopicSpec
+    events_by_anonymous: TopicSpec
     events_by_profile: TopicSpec
     profiles: TopicSpec
+    profile_merges: TopicSpec
     rejections: TopicSpec
 
     def all(self) -> list[TopicSpec]:
-        return [self.identify_events, self.events_by_profile, self.profiles, self.rejections]
+        return [
+            self.identify_events,
+            self.events_by_anonymous,
+            self.events_by_profile,
+            self.profiles,
+            self.profile_merges,
+            self.rejections,
+        ]
+
+    def internal(self) -> list[TopicSpec]:
+        """Repartition topics: a worker has caught up when these and the input are consumed."""
+        return [self.events_by_anonymous, self.events_by_profile]
 
 
 def declare(prefix: str = "", partitions: int = 4) -> Topology:
@@ -50,14 +63,23 @@ def declare(prefix: str = "", partitions: int = 4) -> Topology:
             config={"cleanup.policy": "delete", "retention.ms": "-1"},
             doc="Identify calls published by the services.",
         ),
+        events_by_anonymous=TopicSpec(
+            name=f"{prefix}identify-events-by-anonymous",
+            partitions=partitions,
+            key="profileId of the anonymous id (UTF-8)",
+            value="checked, normalised event (JSON, internal)",
+            schema=None,
+            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            doc="Repartition topic: events naming a device, keyed by the device.",
+        ),
         events_by_profile=TopicSpec(
             name=f"{prefix}identify-events-by-profile",
             partitions=partitions,
             key="profileId (UTF-8)",
-            value="checked, normalised event (JSON, internal)",
+            value="profile command: event, member, attach, detach (JSON, internal)",
             schema=None,
             config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
-            doc="Repartition topic: every event re-keyed by the profile it folds into.",
+            doc="Repartition topic: everything that changes a profile, keyed by the profile.",
         ),
         profiles=TopicSpec(
             name=f"{prefix}profiles",
@@ -67,6 +89,15 @@ def declare(prefix: str = "", partitions: int = 4) -> Topology:
             schema=PROFILE,
             config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
             doc="Changelog of whole profiles; compacted, so it holds the latest profile per id.",
+        ),
+        profile_merges=TopicSpec(
+            name=f"{prefix}profile-merges",
+            partitions=partitions,
+            key="fromProfileId: the absorbed anonymous profile (UTF-8)",
+            value="ProfileMerge (Avro single-object)",
+            schema=PROFILE_MERGE,
+            config={"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"},
+            doc="Every device that joined a known user, with the pre-merge snapshot.",
         ),
         rejections=TopicSpec(
             name=f"{prefix}rejections",

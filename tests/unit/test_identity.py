@@ -7,7 +7,6 @@ from streams.identity import (
     IdKind,
     derive_profile_id,
     normalize_identifier,
-    target_profile_id,
 )
 
 HEAP = [
@@ -85,11 +84,3 @@ def test_profile_ids_are_deterministic_and_isolated_by_workspace_and_kind():
     assert a == derive_profile_id("ws1", IdKind.USER, "u1")
     assert a != derive_profile_id("ws2", IdKind.USER, "u1")
     assert a != derive_profile_id("ws1", IdKind.ANONYMOUS, "u1")
-
-
-def test_target_prefers_user_then_anonymous_then_profile_id():
-    assert target_profile_id("w", "u", "a", None) == derive_profile_id("w", IdKind.USER, "u")
-    assert target_profile_id("w", None, "a", None) == derive_profile_id("w", IdKind.ANONYMOUS, "a")
-    assert target_profile_id("w", None, None, "p") == "p"
-    with pytest.raises(ValueError, match="at least one identifier"):
-        target_profile_id("w", None, None, None)

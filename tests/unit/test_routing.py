@@ -3,63 +3,81 @@ from hypothesis import strategies as st
 
 from streams.events import from_json
 from streams.identity import IdKind, derive_profile_id
+from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, REJECTIONS, Source
 from streams.routing import route
 from tests.factories import identify
 from topology.avro import IDENTIFY_EVENT
 
+SOURCE = Source("in", 0, 42)
+
 
 def routed(**kwargs):
-    return route(IDENTIFY_EVENT.encode(identify(**kwargs)))
+    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1)
+    forwards = [e for e in emits if e.output != REJECTIONS]
+    refusals = [e.value for e in emits if e.output == REJECTIONS]
+    assert len(forwards) <= 1
+    return (forwards[0] if forwards else None), refusals
 
 
-def test_known_user_wins_over_device():
-    r = routed(user=" u1 ", anon="d1", workspace="w")
-    assert r.profile_id == derive_profile_id("w", IdKind.USER, "u1")
-    assert r.rejections == []
-    event = from_json(r.event)
+def test_events_naming_a_device_go_to_the_device_partition():
+    forward, refusals = routed(user=" u1 ", anon="d1", workspace="w")
+    assert forward.output == BY_ANONYMOUS
+    assert forward.key == derive_profile_id("w", IdKind.ANONYMOUS, "d1")
+    assert refusals == []
+    event = from_json(forward.value["event"])
     assert (event.user_id, event.anonymous_id) == ("u1", "d1")
+    assert forward.value["source"] == ["in", 0, 42]
+
+
+def test_events_naming_only_a_user_go_to_the_user_profile():
+    forward, _ = routed(user="u1", workspace="w")
+    assert forward.output == BY_PROFILE
+    assert forward.key == derive_profile_id("w", IdKind.USER, "u1")
+    assert forward.value["op"] == "event"
 
 
 def test_junk_user_id_is_refused_but_the_device_still_carries_the_event():
-    r = routed(user="guest", anon="d1", workspace="w", set={"city": "Oslo"})
-    assert r.profile_id == derive_profile_id("w", IdKind.ANONYMOUS, "d1")
-    assert [(x.reason, x.subject, x.whole) for x in r.rejections] == [
+    forward, refusals = routed(user="guest", anon="d1", workspace="w", set={"city": "Oslo"})
+    assert forward.key == derive_profile_id("w", IdKind.ANONYMOUS, "d1")
+    assert [(r["reason"], r["subject"], r["wholeMessage"]) for r in refusals] == [
         ("blocklisted_identifier", "userId", False)
     ]
-    assert from_json(r.event).set == {"city": "Oslo"}
+    assert refusals[0]["sourceOffset"] == 42
+    assert from_json(forward.value["event"]).set == {"city": "Oslo"}
 
 
 def test_event_without_any_usable_identifier_is_refused_whole():
-    r = routed(user="null", anon="   ")
-    assert r.event is None
-    assert [x.reason for x in r.rejections] == [
+    forward, refusals = routed(user="null", anon="   ")
+    assert forward is None
+    assert [r["reason"] for r in refusals] == [
         "empty_identifier",
         "blocklisted_identifier",
         "missing_identity",
     ]
-    assert r.rejections[-1].whole
-    assert routed().rejections[0].reason == "missing_identity"
+    assert refusals[-1]["wholeMessage"]
+    assert routed()[1][0]["reason"] == "missing_identity"
 
 
 def test_bad_envelope_is_refused_whole():
-    assert routed(user="u", workspace=" ").rejections[0].reason == "missing_workspace"
-    assert routed(user="u", message_id=" ").rejections[0].reason == "missing_message_id"
+    assert routed(user="u", workspace=" ")[1][0]["reason"] == "missing_workspace"
+    assert routed(user="u", message_id=" ")[1][0]["reason"] == "missing_message_id"
 
 
 def test_invalid_json_object_is_refused_alone():
     bad = ("identitystream.v1.JsonObject", {"json": "[1, 2]"})
-    r = routed(user="u", set={"city": "Oslo", "custom": {"prefs": bad, "plan": "pro"}})
-    assert [(x.reason, x.subject) for x in r.rejections] == [("invalid_value", "custom.prefs")]
-    assert from_json(r.event).set == {"city": "Oslo", "custom.plan": ["string", "pro"]}
+    forward, refusals = routed(user="u", set={"city": "Oslo", "custom": {"prefs": bad, "p": "x"}})
+    assert [(r["reason"], r["subject"]) for r in refusals] == [("invalid_value", "custom.prefs")]
+    assert from_json(forward.value["event"]).set == {"city": "Oslo", "custom.p": ["string", "x"]}
 
 
-def test_undecodable_bytes_are_flagged_for_raw_keeping():
-    r = route(b"\x00garbage")
-    assert r.undecodable and r.event is None and r.rejections[0].reason == "undecodable"
+def test_undecodable_bytes_are_refused_with_their_raw_bytes():
+    (emit,) = route(b"\x00garbage", SOURCE, now=1)
+    assert emit.output == REJECTIONS
+    assert emit.value["reason"] == "undecodable"
+    assert emit.value["rawValue"] == b"\x00garbage"
 
 
 @given(st.binary(max_size=200))
-def test_route_never_raises_on_arbitrary_bytes(data):
+def test_route_never_raises_and_always_says_something(data):
     for payload in (data, IDENTIFY_EVENT.header + data):
-        r = route(payload)
-        assert r.event is not None or r.rejections
+        assert route(payload, SOURCE, now=1)

@@ -1,0 +1,131 @@
+"""Stage 2: the device -> known user link, one record per anonymous id, on the device's partition.
+
+Every event naming an anonymous id A passes here, so this stage is the single writer of A's
+facts: which user owns A, and A's own slice of the profile (what its anonymous events said).
+
+Ownership is decided by event time, not arrival: the earliest identify(A, U) by
+(timestamp, messageId) owns A, and A never belongs to two users. A claim that loses is refused
+with a visible reason; its data still goes to the user it named. If an earlier claim arrives
+late, A moves: its slice is detached from the wrong owner and attached to the right one, which
+is exact because each profile keeps every device's slice apart (see ``assembly``). So the final
+profiles do not depend on arrival order, and in-flight events of A always follow A's current
+owner, since they are forwarded from here in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from streams import profile
+from streams.events import IdentifyEvent, from_json, to_json
+from streams.identity import IdKind, derive_profile_id
+from streams.outcomes import BY_PROFILE, MERGES, Emit, Rejection, Source, rejected
+
+AnonymousRecord = dict[str, Any]  # {"anonymousId", "workspaceId", "owner": Claim | None, "state"}
+Claim = dict[str, Any]  # {"userId", "ts", "messageId", "source"}
+
+
+def _stamp(claim: Claim) -> tuple[int, str]:
+    return claim["ts"], claim["messageId"]
+
+
+def _owner_profile(record: AnonymousRecord, key: str) -> str:
+    owner = record["owner"]
+    if owner is None:
+        return key  # an unclaimed device is its own (anonymous) profile
+    return derive_profile_id(record["workspaceId"], IdKind.USER, owner["userId"])
+
+
+def _refusal(claim: Claim, owner: Claim, anonymous_id: str, workspace_id: str, now: int) -> Emit:
+    reason = Rejection(
+        "merge_refused",
+        f"anonymousId {anonymous_id!r} belongs to user {owner['userId']!r} (identified at "
+        f"{owner['ts']}, message {owner['messageId']}); it is not merged into user "
+        f"{claim['userId']!r}, whose event data was applied to that user alone",
+        "anonymousId",
+        whole=False,
+    )
+    source = Source.from_json(claim["source"])
+    return rejected(reason, source, now, claim["messageId"], workspace_id)
+
+
+def on_anonymous_event(
+    record: AnonymousRecord | None, key: str, payload: dict[str, Any], now: int
+) -> tuple[AnonymousRecord, list[Emit]]:
+    """Apply one event naming this anonymous id; return the new record and what to send on."""
+    event = from_json(payload["event"])
+    anonymous_id = event.anonymous_id
+    assert anonymous_id is not None
+    if record is None:
+        record = {
+            "anonymousId": anonymous_id,
+            "workspaceId": event.workspace_id,
+            "owner": None,
+            "state": None,
+        }
+    # A's slice gets the whole of an anonymous event, but only A's presence from a claim: the
+    # claim's data belongs to the user it names, whoever ends up owning A.
+    part = event if event.user_id is None else _presence(event)
+    before = record["state"]
+    record = {**record, "state": profile.fold(before, part, key)}
+    if event.user_id is None:
+        forward = {"op": "member", "member": key, "event": payload["event"]}
+        return record, [Emit(BY_PROFILE, _owner_profile(record, key), forward)]
+
+    user_profile = derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)
+    data = {"op": "event", "event": to_json(replace(event, anonymous_id=None))}
+    emits = [Emit(BY_PROFILE, user_profile, {**data, "source": payload["source"]})]
+    claim: Claim = {
+        "userId": event.user_id,
+        "ts": event.timestamp,
+        "messageId": event.message_id,
+        "source": payload["source"],
+    }
+    owner: Claim | None = record["owner"]
+    if owner is not None and owner["userId"] == claim["userId"]:
+        record = {**record, "owner": min(owner, claim, key=_stamp)}
+    elif owner is None or _stamp(claim) < _stamp(owner):
+        previous = _owner_profile(record, key)
+        record = {**record, "owner": claim}
+        emits += [
+            Emit(BY_PROFILE, previous, {"op": "detach", "member": key}),
+            Emit(
+                BY_PROFILE, user_profile, {"op": "attach", "member": key, "state": record["state"]}
+            ),
+            Emit(MERGES, key, _merge_record(record, key, user_profile, previous, before, claim)),
+        ]
+        if owner is not None:
+            emits.append(_refusal(owner, claim, anonymous_id, event.workspace_id, now))
+        return record, emits
+    else:
+        emits.append(_refusal(claim, owner, anonymous_id, event.workspace_id, now))
+    forward = {"op": "member", "member": key, "event": to_json(part)}
+    emits.append(Emit(BY_PROFILE, _owner_profile(record, key), forward))
+    return record, emits
+
+
+def _presence(event: IdentifyEvent) -> IdentifyEvent:
+    return replace(event, user_id=None, profile_id=None, set={}, set_once={}, unset=frozenset())
+
+
+def _merge_record(
+    record: AnonymousRecord,
+    key: str,
+    into: str,
+    previous: str,
+    before: profile.ProfileState | None,
+    claim: Claim,
+) -> dict[str, Any]:
+    """The ProfileMerge record: enough for segment builders to rewrite references, and to undo."""
+    return {
+        "workspaceId": record["workspaceId"],
+        "anonymousId": record["anonymousId"],
+        "fromProfileId": key,
+        "intoProfileId": into,
+        "userId": claim["userId"],
+        "previousProfileId": None if previous == key else previous,
+        "eventTime": claim["ts"],
+        "causeMessageId": claim["messageId"],
+        "absorbed": profile.render(before) if before is not None else None,
+    }

@@ -1,0 +1,95 @@
+"""The three stages run in-process, with Kafka's freedoms made explicit and random.
+
+Each stage's input is a set of partitions; a message goes to the partition of its key (or a random
+one for unkeyed input); at every step any non-empty partition may be the next to deliver, which is
+all the ordering freedom a real cluster with several workers has. Internal records and table
+values go through JSON, as they do through the changelog and repartition topics.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import zlib
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams import assembly, linking
+from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, MERGES, PROFILES, REJECTIONS, Emit, Source
+from streams.routing import route
+from topology.avro import IDENTIFY_EVENT
+
+INPUT = "input"
+
+
+@dataclass
+class Outputs:
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    merges: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rejections: list[dict[str, Any]] = field(default_factory=list)
+    profile_versions: int = 0
+
+
+def _partition(key: str | None, partitions: int, rng: random.Random) -> int:
+    if key is None:
+        return rng.randrange(partitions)
+    return zlib.crc32(key.encode()) % partitions
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value))
+
+
+def simulate(messages: list[tuple[str | None, Any]], partitions: int = 4, seed: int = 0) -> Outputs:
+    rng = random.Random(seed)
+    queues: dict[tuple[str, int], deque] = {}
+    offsets: dict[int, int] = {}
+
+    def put(stage: str, key: str | None, value: Any) -> None:
+        queues.setdefault((stage, _partition(key, partitions, rng)), deque()).append((key, value))
+
+    for key, value in messages:
+        put(INPUT, key, value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value))
+
+    anonymous: dict[str, Any] = {}
+    states: dict[str, Any] = {}
+    out = Outputs()
+
+    def emit_all(emits: list[Emit]) -> None:
+        for e in emits:
+            if e.output in (BY_ANONYMOUS, BY_PROFILE):
+                put(e.output, e.key, _json(e.value))
+            elif e.output == PROFILES:
+                out.profile_versions += 1
+                if e.value is None:
+                    out.profiles.pop(e.key, None)
+                else:
+                    out.profiles[e.key] = e.value
+            elif e.output == MERGES:
+                out.merges[e.key] = e.value
+            elif e.output == REJECTIONS:
+                out.rejections.append(e.value)
+
+    while True:
+        ready = [q for q in queues if queues[q]]
+        if not ready:
+            return out
+        stage, partition = rng.choice(ready)
+        key, value = queues[(stage, partition)].popleft()
+        if stage == INPUT:
+            offset = offsets.get(partition, 0)
+            offsets[partition] = offset + 1
+            emit_all(route(value, Source("in", partition, offset), now=0))
+            continue
+        table, step = (
+            (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0))
+            if stage == BY_ANONYMOUS
+            else (states, assembly.on_command)
+        )
+        record, emits = step(table.get(key), key, value)
+        if record is None:
+            table.pop(key, None)
+        else:
+            table[key] = _json(record)
+        emit_all(emits)
