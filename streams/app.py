@@ -25,6 +25,7 @@ import faust
 from faust.types import EventT
 
 from streams import assembly, linking
+from streams.identity import Blocklists
 from streams.outcomes import (
     BY_ANONYMOUS,
     BY_PROFILE,
@@ -68,6 +69,7 @@ def _key(raw: bytes | str) -> str:
 def build_app(settings: Settings) -> faust.App:
     """A worker's faust App for these settings (topics, tables, agents)."""
     topology = declare(settings.topic_prefix, settings.partitions)
+    blocklists = Blocklists.load(settings.blocklist_file)
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap_servers),
@@ -78,6 +80,8 @@ def build_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=False,
         autodiscover=False,
     )
@@ -106,7 +110,7 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             source = Source(message.topic, message.partition, message.offset)
-            await send_all(route(message.value, source, _now()))
+            await send_all(route(message.value, source, _now(), blocklists))
             yield None
 
     def stateful(

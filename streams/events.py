@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.attribute_values import InvalidValue, TypedValue, epoch_millis, from_avro
-from streams.identity import DEFAULT_BLOCKLIST, Blocklist, IdentifierRefused, normalize_identifier
+from streams.identity import Blocklist, Blocklists, IdentifierRefused, normalize_identifier
 from streams.outcomes import Rejection
 
 CUSTOM_PREFIX = "custom."
@@ -110,7 +110,7 @@ def _profile_id(record: dict[str, Any], rejections: list[Rejection]) -> str | No
         return None
 
 
-def parse_identify(record: dict[str, Any], blocklist: Blocklist = DEFAULT_BLOCKLIST) -> Parsed:
+def parse_identify(record: dict[str, Any], blocklists: Blocklists | None = None) -> Parsed:
     """Check and normalise one decoded IdentifyEvent record."""
     message_id = record["messageId"].strip()
     if not message_id:
@@ -120,6 +120,7 @@ def parse_identify(record: dict[str, Any], blocklist: Blocklist = DEFAULT_BLOCKL
         return Parsed(None, [Rejection("missing_workspace", "workspaceId is empty", "workspaceId")])
 
     rejections: list[Rejection] = []
+    blocklist = (blocklists or Blocklists()).for_workspace(workspace_id)
     anonymous_id = _identifier(record, "anonymousId", blocklist, rejections)
     user_id = _identifier(record, "userId", blocklist, rejections)
     profile_id = _profile_id(record, rejections)

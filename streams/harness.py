@@ -84,10 +84,14 @@ class Deployment:
             worker.stop()
 
     def destroy(self) -> None:
-        """Stop the workers, delete every topic of the deployment (faust's too) and the data."""
+        """Stop the workers, delete every topic of the deployment (faust's too) and the state.
+
+        Worker logs stay in ``workdir`` for post-mortems.
+        """
         self.stop_workers()
         own = {spec.name for spec in self.topology.all()}
         existing = AdminClient(self.kafka_config).list_topics(timeout=30).topics
         internal = {name for name in existing if name.startswith(f"{self.settings.app_id}-")}
         delete_topics(self.kafka_config, sorted((own & existing.keys()) | internal))
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        for name in self.workers:
+            shutil.rmtree(self.data_dir(name), ignore_errors=True)

@@ -7,11 +7,13 @@ are trimmed, length-checked and screened before they may key or merge anything.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 
 MAX_IDENTIFIER_LENGTH = 100  # WebEngage and NotifyVisitors: ids of at most 100 characters
 
@@ -94,6 +96,41 @@ class Blocklist:
 
 
 DEFAULT_BLOCKLIST = Blocklist.default()
+
+
+@dataclass(frozen=True)
+class Blocklists:
+    """The blocklist of each workspace: the default plus what that workspace adds.
+
+    Loaded from a JSON file (``IDENTITY_STREAM_BLOCKLIST_FILE``)::
+
+        {"extra": ["test"], "extraCaseInsensitive": ["demo"],
+         "workspaces": {"acme": {"extra": ["acme-guest"]}}}
+    """
+
+    default: Blocklist = DEFAULT_BLOCKLIST
+    workspaces: Mapping[str, Blocklist] = field(default_factory=dict)
+
+    def for_workspace(self, workspace_id: str) -> Blocklist:
+        return self.workspaces.get(workspace_id, self.default)
+
+    @classmethod
+    def load(cls, path: Path | None) -> Blocklists:
+        if path is None:
+            return cls()
+        config = json.loads(Path(path).read_text())
+        base_exact = config.get("extra", [])
+        base_folded = config.get("extraCaseInsensitive", [])
+        return cls(
+            Blocklist.default(base_exact, base_folded),
+            {
+                workspace: Blocklist.default(
+                    [*base_exact, *extra.get("extra", [])],
+                    [*base_folded, *extra.get("extraCaseInsensitive", [])],
+                )
+                for workspace, extra in config.get("workspaces", {}).items()
+            },
+        )
 
 
 class IdentifierRefused(ValueError):

@@ -9,13 +9,13 @@ profile's partition.
 from __future__ import annotations
 
 from streams.events import parse_identify, to_json
-from streams.identity import DEFAULT_BLOCKLIST, Blocklist, IdKind, derive_profile_id
+from streams.identity import Blocklists, IdKind, derive_profile_id
 from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, Emit, Rejection, Source, rejected
 from topology.avro import IDENTIFY_EVENT, AvroDecodeError
 
 
 def route(
-    raw: bytes | None, source: Source, now: int, blocklist: Blocklist = DEFAULT_BLOCKLIST
+    raw: bytes | None, source: Source, now: int, blocklists: Blocklists | None = None
 ) -> list[Emit]:
     """Decode and check one input message and say where it goes next.
 
@@ -23,7 +23,7 @@ def route(
     ``processing_error``) instead of stopping the partition behind it.
     """
     try:
-        return _route(raw, source, now, blocklist)
+        return _route(raw, source, now, blocklists)
     except AvroDecodeError as exc:
         return [rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)]
     except Exception as exc:
@@ -31,9 +31,11 @@ def route(
         return [rejected(failure, source, now, raw_value=raw)]
 
 
-def _route(raw: bytes | None, source: Source, now: int, blocklist: Blocklist) -> list[Emit]:
+def _route(
+    raw: bytes | None, source: Source, now: int, blocklists: Blocklists | None
+) -> list[Emit]:
     record = IDENTIFY_EVENT.decode(raw)
-    parsed = parse_identify(record, blocklist)
+    parsed = parse_identify(record, blocklists)
     message_id, workspace_id = record["messageId"], record["workspaceId"]
     emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]
     event = parsed.event

@@ -21,6 +21,9 @@ class Settings:
     replication_factor: int = 1
     data_dir: Path = Path(".data")
     log_level: str = "info"
+    # How long a silent (crashed) worker keeps its partitions before the group moves them.
+    session_timeout_s: float = 30.0
+    blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -36,11 +39,19 @@ class Settings:
             ),
             data_dir=Path(e.get("IDENTITY_STREAM_DATA_DIR", base.data_dir)),
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
+            session_timeout_s=float(
+                e.get("IDENTITY_STREAM_SESSION_TIMEOUT_S", base.session_timeout_s)
+            ),
+            blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
+            if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
+            else None,
         )
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in another process (a worker)."""
+        optional = {"IDENTITY_STREAM_BLOCKLIST_FILE": str(self.blocklist_file)}
         return {
+            **(optional if self.blocklist_file else {}),
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "IDENTITY_STREAM_APP_ID": self.app_id,
             "IDENTITY_STREAM_TOPIC_PREFIX": self.topic_prefix,
@@ -48,6 +59,7 @@ class Settings:
             "IDENTITY_STREAM_REPLICATION_FACTOR": str(self.replication_factor),
             "IDENTITY_STREAM_DATA_DIR": str(self.data_dir),
             "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
+            "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
         }
 
     def with_changes(self, **changes: object) -> Settings:

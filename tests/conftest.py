@@ -60,6 +60,7 @@ def deployment_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator:
             topic_prefix=f"{tag}.",
             partitions=partitions,
             log_level="info",
+            session_timeout_s=10.0,
         )
         deployment = Deployment(settings, tmp_path / f"{name}-{tag}").create_topics()
         made.append(deployment)

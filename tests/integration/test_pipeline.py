@@ -9,10 +9,12 @@ worker processes and restarts, so agreement shows the Kafka wiring keeps the sem
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
 from streams.identity import IdKind, derive_profile_id
+from streams.readback import lag
 from streams.workload import WorkloadSpec, generate
 from tests.factories import identify
 from tests.simulation import simulate
@@ -119,3 +121,31 @@ def test_lost_data_dir_is_rebuilt_from_the_changelog(deployment):
     deployment.wait_processed()
     assert "Restore complete" in worker.log_text()
     assert_matches_model(deployment, first + touch)
+
+
+def test_two_workers_and_a_sigkill_give_the_result_of_a_clean_run(deployment):
+    """4 partitions, 2 worker processes; one is SIGKILLed mid-stream and restarted."""
+    messages = generate(WorkloadSpec(people=400, seed=5, junk_rate=0.02, shared_device_rate=0.1))
+    half = len(messages) // 2
+    deployment.start_worker("worker-1")
+    deployment.start_worker("worker-2")
+    deployment.publish(messages[:half])
+    _wait_until_partly_processed(deployment)
+    deployment.workers["worker-2"].kill()
+    deployment.publish(messages[half:])
+    deployment.start_worker("worker-2")  # same data dir, as a supervisor would restart it
+    deployment.wait_processed()
+    assert_matches_model(deployment, messages)
+    assert any(r["reason"] == "merge_refused" for r in deployment.rejections())
+
+
+def _wait_until_partly_processed(deployment, timeout=60.0):
+    """Until the workers are busy: some input committed, some not yet."""
+    topics = [deployment.topology.identify_events.name]
+    total = lag(deployment.kafka_config, deployment.settings.app_id, topics)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if 0 < lag(deployment.kafka_config, deployment.settings.app_id, topics) < total:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the workers never got going")

@@ -3,6 +3,7 @@ import pytest
 from streams.identity import (
     DEFAULT_BLOCKLIST,
     Blocklist,
+    Blocklists,
     IdentifierRefused,
     IdKind,
     derive_profile_id,
@@ -84,3 +85,17 @@ def test_profile_ids_are_deterministic_and_isolated_by_workspace_and_kind():
     assert a == derive_profile_id("ws1", IdKind.USER, "u1")
     assert a != derive_profile_id("ws2", IdKind.USER, "u1")
     assert a != derive_profile_id("ws1", IdKind.ANONYMOUS, "u1")
+
+
+def test_blocklists_file_extends_the_default_per_workspace(tmp_path):
+    path = tmp_path / "blocklist.json"
+    path.write_text(
+        '{"extra": ["test"], "workspaces": {"acme": {"extraCaseInsensitive": ["Kiosk"]}}}'
+    )
+    lists = Blocklists.load(path)
+    assert lists.for_workspace("acme").refuses("KIOSK")
+    assert lists.for_workspace("acme").refuses("test")
+    assert lists.for_workspace("acme").refuses("guest")
+    assert not lists.for_workspace("other").refuses("kiosk")
+    assert lists.for_workspace("other").refuses("test")
+    assert not Blocklists.load(None).for_workspace("x").refuses("test")
