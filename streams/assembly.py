@@ -44,8 +44,10 @@ def on_command(
         raise ValueError(f"unknown command {op!r}")
 
     if own is None and not members:
-        # Everything left (a device moved to its user): the profile no longer exists.
-        return None, [Emit(PROFILES, profile_id, None)] if assembled else []
+        # Everything left (a device moved to its user): the profile no longer exists. The
+        # tombstone goes out even if the record was already gone: this may be a redelivery whose
+        # first tombstone was lost with a crash.
+        return None, [Emit(PROFILES, profile_id, None)]
     return {"own": own, "members": members}, [
         Emit(PROFILES, profile_id, profile.render(combine(own, members, profile_id)))
     ]

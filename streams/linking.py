@@ -22,7 +22,9 @@ from streams.events import IdentifyEvent, from_json, to_json
 from streams.identity import IdKind, derive_profile_id
 from streams.outcomes import BY_PROFILE, MERGES, Emit, Rejection, Source, rejected
 
-AnonymousRecord = dict[str, Any]  # {"anonymousId", "workspaceId", "owner": Claim | None, "state"}
+# {"anonymousId", "workspaceId", "owner": Claim | None, "state": the device's slice,
+#  "homes": every profile the device was sent to, "transition": the last move}
+AnonymousRecord = dict[str, Any]
 Claim = dict[str, Any]  # {"userId", "ts", "messageId", "source"}
 
 
@@ -83,26 +85,50 @@ def on_anonymous_event(
         "source": payload["source"],
     }
     owner: Claim | None = record["owner"]
-    if owner is not None and owner["userId"] == claim["userId"]:
+    if owner is not None and _stamp(owner) == _stamp(claim):
+        # This very claim made the current owner: a redelivery. The table can be ahead of the
+        # outputs (faust writes the changelog at once, and the outputs at commit), so send the
+        # transition again; every receiver applies it idempotently.
+        emits += _transition_emits(record, key, user_profile, now)
+    elif owner is not None and owner["userId"] == claim["userId"]:
         record = {**record, "owner": min(owner, claim, key=_stamp)}
     elif owner is None or _stamp(claim) < _stamp(owner):
         previous = _owner_profile(record, key)
-        record = {**record, "owner": claim}
-        emits += [
-            Emit(BY_PROFILE, previous, {"op": "detach", "member": key}),
-            Emit(
-                BY_PROFILE, user_profile, {"op": "attach", "member": key, "state": record["state"]}
-            ),
-            Emit(MERGES, key, _merge_record(record, key, user_profile, previous, before, claim)),
-        ]
-        if owner is not None:
-            emits.append(_refusal(owner, claim, anonymous_id, event.workspace_id, now))
-        return record, emits
+        transition = {
+            "displacedClaim": owner,
+            "merge": _merge_record(record, key, user_profile, previous, before, claim),
+        }
+        homes = sorted({*record.get("homes", [key]), user_profile})
+        record = {**record, "owner": claim, "transition": transition, "homes": homes}
+        return record, emits + _transition_emits(record, key, user_profile, now)
     else:
         emits.append(_refusal(claim, owner, anonymous_id, event.workspace_id, now))
     forward = {"op": "member", "member": key, "event": to_json(part)}
     emits.append(Emit(BY_PROFILE, _owner_profile(record, key), forward))
     return record, emits
+
+
+def _transition_emits(record: AnonymousRecord, key: str, user_profile: str, now: int) -> list[Emit]:
+    """Move the device to its owner from every profile it was ever sent to; report the loser.
+
+    Not just from the previous owner: after a crash, the outputs of several moves may have been
+    lost at once, so the slice can still sit in any earlier home (detaching is idempotent).
+    """
+    transition = record["transition"]
+    emits = [
+        Emit(BY_PROFILE, home, {"op": "detach", "member": key})
+        for home in record["homes"]
+        if home != user_profile
+    ]
+    emits += [
+        Emit(BY_PROFILE, user_profile, {"op": "attach", "member": key, "state": record["state"]}),
+        Emit(MERGES, key, transition["merge"]),
+    ]
+    displaced: Claim | None = transition["displacedClaim"]
+    if displaced is not None:
+        owner = record["owner"]
+        emits.append(_refusal(displaced, owner, record["anonymousId"], record["workspaceId"], now))
+    return emits
 
 
 def _presence(event: IdentifyEvent) -> IdentifyEvent:

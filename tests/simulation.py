@@ -4,6 +4,10 @@ Each stage's input is a set of partitions; a message goes to the partition of it
 one for unkeyed input); at every step any non-empty partition may be the next to deliver, which is
 all the ordering freedom a real cluster with several workers has. Internal records and table
 values go through JSON, as they do through the changelog and repartition topics.
+
+With ``crash_rate`` > 0 it also plays faust's at-least-once failure: table writes land at once,
+while outputs are published only when the partition commits; a crash drops the unpublished
+outputs and redelivers every uncommitted message, to a table that already holds their effects.
 """
 
 from __future__ import annotations
@@ -41,10 +45,17 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def simulate(messages: list[tuple[str | None, Any]], partitions: int = 4, seed: int = 0) -> Outputs:
+def simulate(
+    messages: list[tuple[str | None, Any]],
+    partitions: int = 4,
+    seed: int = 0,
+    crash_rate: float = 0.0,
+) -> Outputs:
     rng = random.Random(seed)
     queues: dict[tuple[str, int], deque] = {}
     offsets: dict[int, int] = {}
+    uncommitted: dict[tuple[str, int], list[tuple[Any, Any]]] = {}
+    unpublished: dict[tuple[str, int], list[Emit]] = {}
 
     def put(stage: str, key: str | None, value: Any) -> None:
         queues.setdefault((stage, _partition(key, partitions, rng)), deque()).append((key, value))
@@ -71,25 +82,43 @@ def simulate(messages: list[tuple[str | None, Any]], partitions: int = 4, seed: 
             elif e.output == REJECTIONS:
                 out.rejections.append(e.value)
 
+    def commit(queue: tuple[str, int]) -> None:
+        emit_all(unpublished.pop(queue, []))
+        uncommitted.pop(queue, None)
+
+    def crash(queue: tuple[str, int]) -> None:
+        unpublished.pop(queue, None)
+        queues[queue].extendleft(reversed(uncommitted.pop(queue, [])))
+
     while True:
         ready = [q for q in queues if queues[q]]
         if not ready:
-            return out
-        stage, partition = rng.choice(ready)
-        key, value = queues[(stage, partition)].popleft()
+            if not uncommitted:
+                return out
+            for queue in list(uncommitted):
+                commit(queue)
+            continue
+        queue = rng.choice(ready)
+        stage, partition = queue
+        key, value = queues[queue].popleft()
+        uncommitted.setdefault(queue, []).append((key, value))
         if stage == INPUT:
             offset = offsets.get(partition, 0)
             offsets[partition] = offset + 1
-            emit_all(route(value, Source("in", partition, offset), now=0))
-            continue
-        table, step = (
-            (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0))
-            if stage == BY_ANONYMOUS
-            else (states, assembly.on_command)
-        )
-        record, emits = step(table.get(key), key, value)
-        if record is None:
-            table.pop(key, None)
+            emits = route(value, Source("in", partition, offset), now=0)
         else:
-            table[key] = _json(record)
-        emit_all(emits)
+            table, step = (
+                (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0))
+                if stage == BY_ANONYMOUS
+                else (states, assembly.on_command)
+            )
+            record, emits = step(table.get(key), key, value)
+            if record is None:
+                table.pop(key, None)
+            else:
+                table[key] = _json(record)
+        unpublished.setdefault(queue, []).extend(emits)
+        if crash_rate and rng.random() < crash_rate:
+            crash(queue)
+        elif not crash_rate or rng.random() < 0.3:
+            commit(queue)
