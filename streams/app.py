@@ -38,10 +38,7 @@ from streams.outcomes import (
 from streams.routing import route
 from streams.settings import Settings
 from topology.avro import AvroCodec
-from topology.topics import TopicSpec, declare
-
-ANONYMOUS_TABLE = "anonymous-ids"
-PROFILE_TABLE = "profile-state"
+from topology.topics import ANONYMOUS_TABLE, PROFILE_TABLE, TopicSpec
 
 
 def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
@@ -68,7 +65,7 @@ def _key(raw: bytes | str) -> str:
 
 def build_app(settings: Settings) -> faust.App:
     """A worker's faust App for these settings (topics, tables, agents)."""
-    topology = declare(settings.topic_prefix, settings.partitions)
+    topology = settings.topology()
     blocklists = Blocklists.load(settings.blocklist_file)
     app = faust.App(
         settings.app_id,

@@ -17,10 +17,9 @@ def _worker(args: argparse.Namespace) -> None:
 
 def _topics(args: argparse.Namespace) -> None:
     from topology.admin import ensure_topics
-    from topology.topics import declare
 
     settings = Settings.from_env()
-    specs = declare(settings.topic_prefix, settings.partitions).all()
+    specs = settings.topology().all()
     if args.action == "create":
         created = ensure_topics(settings.kafka_config(), specs, settings.replication_factor)
         print(f"created {len(created)} of {len(specs)} topics: {', '.join(created) or '-'}")
@@ -47,10 +46,9 @@ def _demo(args: argparse.Namespace) -> None:
 def _profiles(args: argparse.Namespace) -> None:
     from streams.readback import latest_by_key
     from topology.avro import PROFILE
-    from topology.topics import declare
 
     settings = Settings.from_env()
-    topic = declare(settings.topic_prefix, settings.partitions).profiles.name
+    topic = settings.topology().profiles.name
     for key, profile in list(latest_by_key(settings.kafka_config(), topic, PROFILE.decode).items())[
         : args.limit
     ]:

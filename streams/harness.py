@@ -20,7 +20,7 @@ from streams.settings import Settings
 from streams.supervisor import WorkerProcess
 from topology.admin import delete_topics, ensure_topics
 from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
-from topology.topics import Topology, declare
+from topology.topics import Topology
 
 
 class Deployment:
@@ -29,7 +29,7 @@ class Deployment:
     def __init__(self, settings: Settings, workdir: Path) -> None:
         self.settings = settings
         self.workdir = workdir
-        self.topology: Topology = declare(settings.topic_prefix, settings.partitions)
+        self.topology: Topology = settings.topology()
         self.workers: dict[str, WorkerProcess] = {}
 
     @property

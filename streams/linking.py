@@ -94,9 +94,12 @@ def on_anonymous_event(
         record = {**record, "owner": min(owner, claim, key=_stamp)}
     elif owner is None or _stamp(claim) < _stamp(owner):
         previous = _owner_profile(record, key)
+        # Kept as plain JSON (it lives in the table): the merge record is rendered when sent.
         transition = {
+            "claim": claim,
             "displacedClaim": owner,
-            "merge": _merge_record(record, key, user_profile, previous, before, claim),
+            "previous": previous,
+            "before": before,
         }
         homes = sorted({*record.get("homes", [key]), user_profile})
         record = {**record, "owner": claim, "transition": transition, "homes": homes}
@@ -122,7 +125,7 @@ def _transition_emits(record: AnonymousRecord, key: str, user_profile: str, now:
     ]
     emits += [
         Emit(BY_PROFILE, user_profile, {"op": "attach", "member": key, "state": record["state"]}),
-        Emit(MERGES, key, transition["merge"]),
+        Emit(MERGES, key, _merge_record(record, key, user_profile, transition)),
     ]
     displaced: Claim | None = transition["displacedClaim"]
     if displaced is not None:
@@ -136,14 +139,10 @@ def _presence(event: IdentifyEvent) -> IdentifyEvent:
 
 
 def _merge_record(
-    record: AnonymousRecord,
-    key: str,
-    into: str,
-    previous: str,
-    before: profile.ProfileState | None,
-    claim: Claim,
+    record: AnonymousRecord, key: str, into: str, transition: dict[str, Any]
 ) -> dict[str, Any]:
     """The ProfileMerge record: enough for segment builders to rewrite references, and to undo."""
+    claim, previous, before = transition["claim"], transition["previous"], transition["before"]
     return {
         "workspaceId": record["workspaceId"],
         "anonymousId": record["anonymousId"],

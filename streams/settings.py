@@ -9,6 +9,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from topology.topics import Topology, declare
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
 
 
@@ -64,6 +66,9 @@ class Settings:
 
     def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    def topology(self) -> Topology:
+        return declare(self.app_id, self.topic_prefix, self.partitions)
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings shared by every confluent-kafka client of the project."""

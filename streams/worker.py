@@ -7,14 +7,13 @@ import faust
 from streams.app import build_app
 from streams.settings import Settings
 from topology.admin import ensure_topics
-from topology.topics import declare
 
 
 def run_worker(settings: Settings) -> None:
     """Block until the worker is stopped (SIGTERM/SIGINT stop it cleanly)."""
     ensure_topics(
         settings.kafka_config(),
-        declare(settings.topic_prefix, settings.partitions).all(),
+        settings.topology().all(),
         settings.replication_factor,
     )
     app = build_app(settings)

@@ -22,7 +22,7 @@ from typing import Any
 from streams import assembly, linking
 from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, MERGES, PROFILES, REJECTIONS, Emit, Source
 from streams.routing import route
-from topology.avro import IDENTIFY_EVENT
+from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 INPUT = "input"
 
@@ -43,6 +43,11 @@ def _partition(key: str | None, partitions: int, rng: random.Random) -> int:
 
 def _json(value: Any) -> Any:
     return json.loads(json.dumps(value))
+
+
+def _wire(schema: AvroSchema, record: dict[str, Any]) -> dict[str, Any]:
+    """What a consumer of the output topic reads: the record after Avro encode and decode."""
+    return schema.decode(schema.encode(record))
 
 
 def simulate(
@@ -76,11 +81,11 @@ def simulate(
                 if e.value is None:
                     out.profiles.pop(e.key, None)
                 else:
-                    out.profiles[e.key] = e.value
+                    out.profiles[e.key] = _wire(PROFILE, e.value)
             elif e.output == MERGES:
-                out.merges[e.key] = e.value
+                out.merges[e.key] = _wire(PROFILE_MERGE, e.value)
             elif e.output == REJECTIONS:
-                out.rejections.append(e.value)
+                out.rejections.append(_wire(REJECTION, e.value))
 
     def commit(queue: tuple[str, int]) -> None:
         emit_all(unpublished.pop(queue, []))

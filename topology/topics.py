@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 DAY_MS = 24 * 3600 * 1000
+ANONYMOUS_TABLE = "anonymous-ids"
+PROFILE_TABLE = "profile-state"
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Topology:
     profiles: TopicSpec
     profile_merges: TopicSpec
     rejections: TopicSpec
+    anonymous_ids_changelog: TopicSpec
+    profile_state_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
@@ -43,6 +47,8 @@ class Topology:
             self.profiles,
             self.profile_merges,
             self.rejections,
+            self.anonymous_ids_changelog,
+            self.profile_state_changelog,
         ]
 
     def internal(self) -> list[TopicSpec]:
@@ -50,9 +56,27 @@ class Topology:
         return [self.events_by_anonymous, self.events_by_profile]
 
 
-def declare(prefix: str = "", partitions: int = 4) -> Topology:
-    """The topics for one deployment; ``prefix`` isolates deployments (and tests) on one cluster."""
+def _changelog(app_id: str, table: str, partitions: int) -> TopicSpec:
+    # faust names and would create these itself; creating them up front, before any worker
+    # starts, spares workers the metadata race where a fresh changelog topic looks like it has
+    # 0 partitions (faust then refuses to write the table: PartitionsMismatch).
+    return TopicSpec(
+        name=f"{app_id}-{table}-changelog",
+        partitions=partitions,
+        key="as the table (UTF-8)",
+        value="table record (JSON, internal)",
+        schema=None,
+        config={"cleanup.policy": "compact"},
+        doc=f"faust changelog of the {table} table: restores it on any worker.",
+    )
+
+
+def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
+    """The topics of one deployment: ``app_id`` names faust's changelogs, ``prefix`` all others,
+    so several deployments (and tests) can share a cluster."""
     return Topology(
+        anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_TABLE, partitions),
+        profile_state_changelog=_changelog(app_id, PROFILE_TABLE, partitions),
         identify_events=TopicSpec(
             name=f"{prefix}identify-events",
             partitions=partitions,
