@@ -91,7 +91,11 @@ def on_anonymous_event(
         # transition again; every receiver applies it idempotently.
         emits += _transition_emits(record, key, user_profile, now)
     elif owner is not None and owner["userId"] == claim["userId"]:
-        record = {**record, "owner": min(owner, claim, key=_stamp)}
+        if _stamp(claim) < _stamp(owner):
+            # The same user's earlier login: the link now dates from it, whatever arrived first.
+            transition = {**record["transition"], "claim": claim}
+            record = {**record, "owner": claim, "transition": transition}
+            emits.append(Emit(MERGES, key, _merge_record(record, key, user_profile, transition)))
     elif owner is None or _stamp(claim) < _stamp(owner):
         previous = _owner_profile(record, key)
         # Kept as plain JSON (it lives in the table): the merge record is rendered when sent.

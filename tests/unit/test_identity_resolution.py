@@ -132,12 +132,13 @@ def oracle(records):
     events = [
         parse_identify(IDENTIFY_EVENT.decode(IDENTIFY_EVENT.encode(r))).event for r in records
     ]
-    owner = {}
+    owner, cause = {}, {}
     for e in sorted(
         (e for e in events if e.anonymous_id and e.user_id),
         key=lambda e: (e.timestamp, e.message_id),
     ):
         owner.setdefault((e.workspace_id, e.anonymous_id), e.user_id)
+        cause.setdefault((e.workspace_id, e.anonymous_id), (e.user_id, e.timestamp, e.message_id))
     states = {}
 
     def add(pid, event):
@@ -160,7 +161,7 @@ def oracle(records):
     rendered = {}
     for pid, state in states.items():
         rendered[pid] = PROFILE.decode(PROFILE.encode(profile.render({**state, "profileId": pid})))
-    return rendered, owner
+    return rendered, owner, cause
 
 
 @st.composite
@@ -197,10 +198,17 @@ def test_profiles_and_merges_do_not_depend_on_order_partitions_or_crashes(
     records, seed, parts, crash_rate
 ):
     """Any arrival order, partition count, and crash-and-redeliver history: the same result."""
-    want, owner = oracle(records)
+    want, owner, cause = oracle(records)
     out = run(records, partitions=parts, seed=seed, crash_rate=crash_rate)
     assert out.profiles == want
-    assert {(m["workspaceId"], m["anonymousId"]): m["userId"] for m in out.merges.values()} == owner
+    assert {
+        (m["workspaceId"], m["anonymousId"]): (
+            m["userId"],
+            m["eventTime"].timestamp() * 1000,
+            m["causeMessageId"],
+        )
+        for m in out.merges.values()
+    } == cause
     refused = [r["messageId"] for r in out.rejections]
     if not crash_rate:
         assert len(refused) == len(set(refused)), "without crashes a claim is refused at most once"
