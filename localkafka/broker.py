@@ -137,13 +137,21 @@ def _pid() -> int | None:
     return pid
 
 
+def _listening(number: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", number), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def _answers(timeout: float = 5.0) -> bool:
     """True when the broker serves metadata (a listening socket alone is not enough)."""
     from confluent_kafka.admin import AdminClient
 
+    if not _listening(port()):
+        return False
     try:
-        with socket.create_connection(("127.0.0.1", port()), timeout=1):
-            pass
         metadata = AdminClient({"bootstrap.servers": bootstrap()}).list_topics(timeout=timeout)
     except Exception:
         return False
@@ -165,6 +173,12 @@ def start(timeout: float = 90.0) -> str:
     if status() is not None:
         return bootstrap()
     stop()  # a stale pid or a half-started process
+    for taken in (port(), port() + 1):
+        if _listening(taken):
+            raise BrokerError(
+                f"port {taken} is taken by another process; stop it or choose other ports "
+                f"with LOCALKAFKA_PORT (broker) / LOCALKAFKA_PORT+1 (controller)"
+            )
     libs = fetch_jars()
     data = home() / "data"
     config = home() / "server.properties"

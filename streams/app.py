@@ -77,6 +77,7 @@ def build_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=False,
@@ -107,7 +108,7 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             source = Source(message.topic, message.partition, message.offset)
-            await send_all(route(message.value, source, _now(), blocklists))
+            await send_all(route(message.value, source, _now(), blocklists, settings.attributes))
             yield None
 
     def stateful(

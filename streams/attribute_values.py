@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from typing import Any
 
 KINDS = ("string", "number", "boolean", "datetime", "list", "json")
@@ -17,8 +18,16 @@ TypedValue = list[Any]
 _NS = "identitystream.v1."
 
 
-class InvalidValue(ValueError):
-    """A custom value that has no typed form; the message says why."""
+class InvalidAttribute(ValueError):
+    """A value that cannot be stored; ``reason`` is the stable rejection code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _invalid(message: str) -> InvalidAttribute:
+    return InvalidAttribute("invalid_value", message)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -37,7 +46,11 @@ def from_avro(value: Any) -> TypedValue:
     """Typed form of one decoded Avro CustomValue union datum."""
     if isinstance(value, bool):
         return ["boolean", value]
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        return ["number", value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _invalid(f"number {value} is not finite")
         return ["number", value]
     if isinstance(value, str):
         return ["string", value]
@@ -52,11 +65,11 @@ def from_avro(value: Any) -> TypedValue:
             try:
                 parsed = json.loads(text)
             except ValueError as exc:
-                raise InvalidValue(f"JsonObject is not valid JSON: {exc}") from exc
+                raise _invalid(f"JsonObject is not valid JSON: {exc}") from exc
             if not isinstance(parsed, dict):
-                raise InvalidValue("JsonObject must hold a JSON object")
+                raise _invalid("JsonObject must hold a JSON object")
             return ["json", text]
-    raise InvalidValue(f"unsupported custom value {value!r}")
+    raise _invalid(f"unsupported custom value {value!r}")
 
 
 def to_avro(value: TypedValue) -> Any:
@@ -74,4 +87,4 @@ def to_avro(value: TypedValue) -> Any:
         return (_NS + "ListValue", {"items": payload})
     if kind == "json":
         return (_NS + "JsonObject", {"json": payload})
-    raise InvalidValue(f"unknown value kind {kind!r}")
+    raise ValueError(f"unknown value kind {kind!r}")

@@ -11,7 +11,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from streams.attribute_values import InvalidValue, TypedValue, epoch_millis, from_avro
+from streams import system_attributes
+from streams.attribute_values import InvalidAttribute, epoch_millis, from_avro
+from streams.custom_attributes import (
+    MAX_STRING_LENGTH,
+    AttributePolicy,
+    check_name,
+    limit_string,
+    limit_value,
+)
 from streams.identity import Blocklist, Blocklists, IdentifierRefused, normalize_identifier
 from streams.outcomes import Rejection
 
@@ -67,20 +75,36 @@ class Parsed:
     rejections: list[Rejection]
 
 
-def _attributes(record: dict[str, Any] | None, rejections: list[Rejection]) -> dict[str, Any]:
+def _attributes(
+    record: dict[str, Any] | None, policy: AttributePolicy, rejections: list[Rejection]
+) -> dict[str, Any]:
+    """Checked, normalised values by attribute key; each refusal is recorded, not raised."""
     if not record:
         return {}
-    values: dict[str, Any] = {
-        name: record[name] for name in SYSTEM_ATTRIBUTES if record.get(name) is not None
-    }
-    for name, raw in (record.get("custom") or {}).items():
-        key = CUSTOM_PREFIX + name
+    values: dict[str, Any] = {}
+    candidates = [
+        (name, name, record[name]) for name in SYSTEM_ATTRIBUTES if record.get(name) is not None
+    ]
+    candidates += [(CUSTOM_PREFIX + name, name, raw) for name, raw in record["custom"].items()]
+    for key, name, raw in candidates:
         try:
-            typed: TypedValue = from_avro(raw)
-        except InvalidValue as exc:
-            rejections.append(Rejection("invalid_value", str(exc), key, whole=False))
+            if key == name:
+                value = system_attributes.normalize(name, raw)
+                if isinstance(value, str):
+                    value, truncated = limit_string(value, policy)
+                else:
+                    truncated = False
+            else:
+                check_name(name, policy)
+                value, truncated = limit_value(from_avro(raw), policy)
+        except InvalidAttribute as exc:
+            rejections.append(Rejection(exc.reason, f"{key}: {exc}", key, whole=False))
             continue
-        values[key] = typed
+        if truncated:
+            rejections.append(
+                Rejection("value_truncated", f"{key}: cut to {MAX_STRING_LENGTH} chars", key, False)
+            )
+        values[key] = value
     return values
 
 
@@ -110,7 +134,11 @@ def _profile_id(record: dict[str, Any], rejections: list[Rejection]) -> str | No
         return None
 
 
-def parse_identify(record: dict[str, Any], blocklists: Blocklists | None = None) -> Parsed:
+def parse_identify(
+    record: dict[str, Any],
+    blocklists: Blocklists | None = None,
+    policy: AttributePolicy | None = None,
+) -> Parsed:
     """Check and normalise one decoded IdentifyEvent record."""
     message_id = record["messageId"].strip()
     if not message_id:
@@ -138,8 +166,9 @@ def parse_identify(record: dict[str, Any], blocklists: Blocklists | None = None)
             ],
         )
 
-    to_set = _attributes(record.get("set"), rejections)
-    to_set_once = _attributes(record.get("setOnce"), rejections)
+    policy = policy or AttributePolicy()
+    to_set = _attributes(record.get("set"), policy, rejections)
+    to_set_once = _attributes(record.get("setOnce"), policy, rejections)
     # A name both set and unset by one event is set: one event must not race with itself.
     unset = (
         frozenset(

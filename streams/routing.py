@@ -8,6 +8,7 @@ profile's partition.
 
 from __future__ import annotations
 
+from streams.custom_attributes import AttributePolicy
 from streams.events import parse_identify, to_json
 from streams.identity import Blocklists, IdKind, derive_profile_id
 from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, Emit, Rejection, Source, rejected
@@ -15,7 +16,11 @@ from topology.avro import IDENTIFY_EVENT, AvroDecodeError
 
 
 def route(
-    raw: bytes | None, source: Source, now: int, blocklists: Blocklists | None = None
+    raw: bytes | None,
+    source: Source,
+    now: int,
+    blocklists: Blocklists | None = None,
+    policy: AttributePolicy | None = None,
 ) -> list[Emit]:
     """Decode and check one input message and say where it goes next.
 
@@ -23,7 +28,7 @@ def route(
     ``processing_error``) instead of stopping the partition behind it.
     """
     try:
-        return _route(raw, source, now, blocklists)
+        return _route(raw, source, now, blocklists, policy)
     except AvroDecodeError as exc:
         return [rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)]
     except Exception as exc:
@@ -32,10 +37,14 @@ def route(
 
 
 def _route(
-    raw: bytes | None, source: Source, now: int, blocklists: Blocklists | None
+    raw: bytes | None,
+    source: Source,
+    now: int,
+    blocklists: Blocklists | None,
+    policy: AttributePolicy | None,
 ) -> list[Emit]:
     record = IDENTIFY_EVENT.decode(raw)
-    parsed = parse_identify(record, blocklists)
+    parsed = parse_identify(record, blocklists, policy)
     message_id, workspace_id = record["messageId"], record["workspaceId"]
     emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]
     event = parsed.event

@@ -6,9 +6,10 @@ Every name is prefixed IDENTITY_STREAM_ except KAFKA_BOOTSTRAP_SERVERS, the de-f
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from streams.custom_attributes import AttributePolicy, LongStrings
 from topology.topics import Topology, declare
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
@@ -25,7 +26,10 @@ class Settings:
     log_level: str = "info"
     # How long a silent (crashed) worker keeps its partitions before the group moves them.
     session_timeout_s: float = 30.0
+    # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
+    standby_replicas: int = 0
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
+    attributes: AttributePolicy = field(default_factory=AttributePolicy)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -43,6 +47,12 @@ class Settings:
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
             session_timeout_s=float(
                 e.get("IDENTITY_STREAM_SESSION_TIMEOUT_S", base.session_timeout_s)
+            ),
+            standby_replicas=int(e.get("IDENTITY_STREAM_STANDBY_REPLICAS", base.standby_replicas)),
+            attributes=AttributePolicy(
+                reserved_prefix=e.get("IDENTITY_STREAM_RESERVED_PREFIX", "we_"),
+                long_strings=LongStrings(e.get("IDENTITY_STREAM_LONG_STRINGS", "truncate")),
+                max_per_type=int(e.get("IDENTITY_STREAM_MAX_ATTRIBUTES_PER_TYPE", 25)),
             ),
             blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
             if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
@@ -62,6 +72,10 @@ class Settings:
             "IDENTITY_STREAM_DATA_DIR": str(self.data_dir),
             "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
             "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
+            "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
+            "IDENTITY_STREAM_RESERVED_PREFIX": self.attributes.reserved_prefix,
+            "IDENTITY_STREAM_LONG_STRINGS": str(self.attributes.long_strings),
+            "IDENTITY_STREAM_MAX_ATTRIBUTES_PER_TYPE": str(self.attributes.max_per_type),
         }
 
     def with_changes(self, **changes: object) -> Settings:
