@@ -25,10 +25,13 @@ import faust
 from faust.types import EventT
 
 from streams import assembly, linking
+from streams import attribute_types as attribute_types_stage
+from streams.attribute_types import Catalog
 from streams.identity import Blocklists
 from streams.outcomes import (
     BY_ANONYMOUS,
     BY_PROFILE,
+    BY_WORKSPACE,
     MERGES,
     PROFILES,
     REJECTIONS,
@@ -38,7 +41,7 @@ from streams.outcomes import (
 from streams.routing import route
 from streams.settings import Settings
 from topology.avro import AvroCodec
-from topology.topics import ANONYMOUS_TABLE, PROFILE_TABLE, TopicSpec
+from topology.topics import ANONYMOUS_TABLE, ATTRIBUTE_TYPES_TABLE, PROFILE_TABLE, TopicSpec
 
 
 def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
@@ -67,6 +70,7 @@ def build_app(settings: Settings) -> faust.App:
     """A worker's faust App for these settings (topics, tables, agents)."""
     topology = settings.topology()
     blocklists = Blocklists.load(settings.blocklist_file)
+    catalog = Catalog.load(settings.attribute_catalog)
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap_servers),
@@ -87,6 +91,7 @@ def build_app(settings: Settings) -> faust.App:
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
     )
     outputs = {
+        BY_WORKSPACE: _faust_topic(app, topology.custom_values_by_workspace),
         BY_ANONYMOUS: _faust_topic(app, topology.events_by_anonymous),
         BY_PROFILE: _faust_topic(app, topology.events_by_profile),
         PROFILES: _faust_topic(app, topology.profiles),
@@ -94,6 +99,9 @@ def build_app(settings: Settings) -> faust.App:
         REJECTIONS: _faust_topic(app, topology.rejections),
     }
     json_values = faust.Schema(key_serializer="raw", value_serializer="json")
+    attribute_types = app.Table(
+        ATTRIBUTE_TYPES_TABLE, partitions=settings.partitions, schema=json_values
+    )
     anonymous_ids = app.Table(ANONYMOUS_TABLE, partitions=settings.partitions, schema=json_values)
     profile_states = app.Table(PROFILE_TABLE, partitions=settings.partitions, schema=json_values)
 
@@ -127,6 +135,14 @@ def build_app(settings: Settings) -> faust.App:
 
         return agent
 
+    app.agent(outputs[BY_WORKSPACE], name="type_custom_values", concurrency=1)(
+        stateful(
+            attribute_types,
+            lambda reg, key, v: attribute_types_stage.on_custom_values(
+                reg, key, v, settings.attributes, catalog, _now()
+            ),
+        )
+    )
     app.agent(outputs[BY_ANONYMOUS], name="link_devices", concurrency=1)(
         stateful(anonymous_ids, lambda rec, key, v: linking.on_anonymous_event(rec, key, v, _now()))
     )

@@ -8,10 +8,20 @@ profile's partition.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from streams.custom_attributes import AttributePolicy
-from streams.events import parse_identify, to_json
+from streams.events import CUSTOM_PREFIX, IdentifyEvent, parse_identify, to_json
 from streams.identity import Blocklists, IdKind, derive_profile_id
-from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, Emit, Rejection, Source, rejected
+from streams.outcomes import (
+    BY_ANONYMOUS,
+    BY_PROFILE,
+    BY_WORKSPACE,
+    Emit,
+    Rejection,
+    Source,
+    rejected,
+)
 from topology.avro import IDENTIFY_EVENT, AvroDecodeError
 
 
@@ -50,13 +60,44 @@ def _route(
     event = parsed.event
     if event is None:
         return emits
+    custom = {k for k in (*event.set, *event.set_once) if k.startswith(CUSTOM_PREFIX)}
+    if custom:
+        # Custom values wait for their type at the workspace's registry; the rest goes on now.
+        typed = replace(
+            event,
+            set={k: v for k, v in event.set.items() if k in custom},
+            set_once={k: v for k, v in event.set_once.items() if k in custom},
+            unset=frozenset(),
+        )
+        if typed.user_id is not None:
+            # Data of an identify call belongs to the user it names, not to the device.
+            typed = replace(typed, anonymous_id=None)
+        emits.append(
+            Emit(
+                BY_WORKSPACE,
+                event.workspace_id,
+                {"event": to_json(typed), "next": _destination(typed), "source": source.to_json()},
+            )
+        )
+        event = replace(
+            event,
+            set={k: v for k, v in event.set.items() if k not in custom},
+            set_once={k: v for k, v in event.set_once.items() if k not in custom},
+        )
     payload = {"event": to_json(event), "source": source.to_json()}
-    if event.anonymous_id is not None:
-        key = derive_profile_id(event.workspace_id, IdKind.ANONYMOUS, event.anonymous_id)
-        emits.append(Emit(BY_ANONYMOUS, key, payload))
-    elif event.user_id is not None:
-        key = derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)
-        emits.append(Emit(BY_PROFILE, key, {"op": "event", **payload}))
-    else:
-        emits.append(Emit(BY_PROFILE, event.profile_id, {"op": "event", **payload}))
+    output, key = _destination(event)
+    emits.append(Emit(output, key, {"op": "event", **payload} if output == BY_PROFILE else payload))
     return emits
+
+
+def _destination(event: IdentifyEvent) -> list[str]:
+    """Where an event goes next: its device's partition, else its profile's."""
+    if event.anonymous_id is not None:
+        return [
+            BY_ANONYMOUS,
+            derive_profile_id(event.workspace_id, IdKind.ANONYMOUS, event.anonymous_id),
+        ]
+    if event.user_id is not None:
+        return [BY_PROFILE, derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)]
+    assert event.profile_id is not None
+    return [BY_PROFILE, event.profile_id]

@@ -30,6 +30,7 @@ class Settings:
     standby_replicas: int = 0
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
+    attribute_catalog: Path | None = None  # declared custom attribute types, by workspace
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -54,6 +55,9 @@ class Settings:
                 long_strings=LongStrings(e.get("IDENTITY_STREAM_LONG_STRINGS", "truncate")),
                 max_per_type=int(e.get("IDENTITY_STREAM_MAX_ATTRIBUTES_PER_TYPE", 25)),
             ),
+            attribute_catalog=Path(e["IDENTITY_STREAM_ATTRIBUTE_CATALOG"])
+            if e.get("IDENTITY_STREAM_ATTRIBUTE_CATALOG")
+            else None,
             blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
             if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
             else None,
@@ -61,9 +65,12 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in another process (a worker)."""
-        optional = {"IDENTITY_STREAM_BLOCKLIST_FILE": str(self.blocklist_file)}
+        optional = {
+            "IDENTITY_STREAM_BLOCKLIST_FILE": self.blocklist_file,
+            "IDENTITY_STREAM_ATTRIBUTE_CATALOG": self.attribute_catalog,
+        }
         return {
-            **(optional if self.blocklist_file else {}),
+            **{name: str(path) for name, path in optional.items() if path is not None},
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "IDENTITY_STREAM_APP_ID": self.app_id,
             "IDENTITY_STREAM_TOPIC_PREFIX": self.topic_prefix,

@@ -19,8 +19,19 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams import assembly, linking
-from streams.outcomes import BY_ANONYMOUS, BY_PROFILE, MERGES, PROFILES, REJECTIONS, Emit, Source
+from streams import assembly, attribute_types, linking
+from streams.attribute_types import Catalog
+from streams.custom_attributes import AttributePolicy
+from streams.outcomes import (
+    BY_ANONYMOUS,
+    BY_PROFILE,
+    BY_WORKSPACE,
+    MERGES,
+    PROFILES,
+    REJECTIONS,
+    Emit,
+    Source,
+)
 from streams.routing import route
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
@@ -55,7 +66,11 @@ def simulate(
     partitions: int = 4,
     seed: int = 0,
     crash_rate: float = 0.0,
+    policy: AttributePolicy | None = None,
+    catalog: Catalog | None = None,
 ) -> Outputs:
+    policy = policy or AttributePolicy()
+    catalog = catalog or Catalog()
     rng = random.Random(seed)
     queues: dict[tuple[str, int], deque] = {}
     offsets: dict[int, int] = {}
@@ -68,13 +83,14 @@ def simulate(
     for key, value in messages:
         put(INPUT, key, value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value))
 
+    registries: dict[str, Any] = {}
     anonymous: dict[str, Any] = {}
     states: dict[str, Any] = {}
     out = Outputs()
 
     def emit_all(emits: list[Emit]) -> None:
         for e in emits:
-            if e.output in (BY_ANONYMOUS, BY_PROFILE):
+            if e.output in (BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE):
                 put(e.output, e.key, _json(e.value))
             elif e.output == PROFILES:
                 out.profile_versions += 1
@@ -110,13 +126,16 @@ def simulate(
         if stage == INPUT:
             offset = offsets.get(partition, 0)
             offsets[partition] = offset + 1
-            emits = route(value, Source("in", partition, offset), now=0)
+            emits = route(value, Source("in", partition, offset), 0, None, policy)
         else:
-            table, step = (
-                (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0))
-                if stage == BY_ANONYMOUS
-                else (states, assembly.on_command)
-            )
+            table, step = {
+                BY_WORKSPACE: (
+                    registries,
+                    lambda r, k, v: attribute_types.on_custom_values(r, k, v, policy, catalog, 0),
+                ),
+                BY_ANONYMOUS: (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0)),
+                BY_PROFILE: (states, assembly.on_command),
+            }[stage]
             record, emits = step(table.get(key), key, value)
             if record is None:
                 table.pop(key, None)

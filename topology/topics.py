@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 DAY_MS = 24 * 3600 * 1000
+ATTRIBUTE_TYPES_TABLE = "attribute-types"
 ANONYMOUS_TABLE = "anonymous-ids"
 PROFILE_TABLE = "profile-state"
 
@@ -31,29 +32,33 @@ class TopicSpec:
 @dataclass(frozen=True)
 class Topology:
     identify_events: TopicSpec
+    custom_values_by_workspace: TopicSpec
     events_by_anonymous: TopicSpec
     events_by_profile: TopicSpec
     profiles: TopicSpec
     profile_merges: TopicSpec
     rejections: TopicSpec
+    attribute_types_changelog: TopicSpec
     anonymous_ids_changelog: TopicSpec
     profile_state_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
             self.identify_events,
+            self.custom_values_by_workspace,
             self.events_by_anonymous,
             self.events_by_profile,
             self.profiles,
             self.profile_merges,
             self.rejections,
+            self.attribute_types_changelog,
             self.anonymous_ids_changelog,
             self.profile_state_changelog,
         ]
 
     def internal(self) -> list[TopicSpec]:
         """Repartition topics: a worker has caught up when these and the input are consumed."""
-        return [self.events_by_anonymous, self.events_by_profile]
+        return [self.custom_values_by_workspace, self.events_by_anonymous, self.events_by_profile]
 
 
 def _changelog(app_id: str, table: str, partitions: int) -> TopicSpec:
@@ -75,6 +80,7 @@ def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
     """The topics of one deployment: ``app_id`` names faust's changelogs, ``prefix`` all others,
     so several deployments (and tests) can share a cluster."""
     return Topology(
+        attribute_types_changelog=_changelog(app_id, ATTRIBUTE_TYPES_TABLE, partitions),
         anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_TABLE, partitions),
         profile_state_changelog=_changelog(app_id, PROFILE_TABLE, partitions),
         identify_events=TopicSpec(
@@ -86,6 +92,15 @@ def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
             # The input is the system of record: state is rebuilt by replaying it, so keep it all.
             config={"cleanup.policy": "delete", "retention.ms": "-1"},
             doc="Identify calls published by the services.",
+        ),
+        custom_values_by_workspace=TopicSpec(
+            name=f"{prefix}custom-values-by-workspace",
+            partitions=partitions,
+            key="workspaceId (UTF-8)",
+            value="an event's custom values and where they go next (JSON, internal)",
+            schema=None,
+            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            doc="Repartition topic: custom values wait here for their workspace's type registry.",
         ),
         events_by_anonymous=TopicSpec(
             name=f"{prefix}identify-events-by-anonymous",
