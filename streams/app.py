@@ -26,6 +26,7 @@ from faust.types import EventT
 
 from streams import assembly, linking
 from streams import attribute_types as attribute_types_stage
+from streams.accounting import Counters
 from streams.attribute_types import Catalog
 from streams.identity import Blocklists
 from streams.outcomes import (
@@ -84,9 +85,18 @@ def build_app(settings: Settings) -> faust.App:
         table_standby_replicas=settings.standby_replicas,
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
-        web_enabled=False,
+        web_enabled=True,
+        web_bind=settings.web_bind,
+        web_port=settings.web_port,
         autodiscover=False,
     )
+    counters = Counters()
+
+    @app.page("/counters/")
+    async def show_counters(web: Any, request: Any) -> Any:
+        """Outcome counters of this worker since it started (JSON)."""
+        return web.json(counters.snapshot())
+
     identify_events = app.topic(
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
     )
@@ -116,7 +126,9 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             source = Source(message.topic, message.partition, message.offset)
-            await send_all(route(message.value, source, _now(), blocklists, settings.attributes))
+            emits = route(message.value, source, _now(), blocklists, settings.attributes)
+            counters.count_input(emits)
+            await send_all(emits)
             yield None
 
     def stateful(
@@ -130,6 +142,7 @@ def build_app(settings: Settings) -> faust.App:
                     table.pop(key, None)
                 else:
                     table[key] = record
+                counters.count_later(emits)
                 await send_all(emits)
                 yield None
 

@@ -15,9 +15,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import localkafka
 from tqdm import tqdm
 
+import localkafka
 from streams.harness import Deployment
 from streams.settings import Settings
 from streams.workload import WorkloadSpec, generate

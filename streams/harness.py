@@ -7,7 +7,10 @@ its own topic prefix, application id and data dirs, so several can share a clust
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
+import urllib.request
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -45,7 +48,9 @@ class Deployment:
 
     def start_worker(self, name: str = "worker-1", wait: bool = True) -> WorkerProcess:
         """Start (or restart, on the same data dir) the worker called ``name``."""
-        settings = self.settings.with_changes(data_dir=self.data_dir(name))
+        previous = self.workers.get(name)
+        port = previous.settings.web_port if previous else _free_port()
+        settings = self.settings.with_changes(data_dir=self.data_dir(name), web_port=port)
         worker = WorkerProcess(settings, self.workdir / name / "worker.log").start()
         self.workers[name] = worker
         return worker.wait_ready() if wait else worker
@@ -79,6 +84,23 @@ class Deployment:
         records = read_all(self.kafka_config, self.topology.rejections.name, REJECTION.decode)
         return [value for _, value, _ in records]
 
+    def counters(self) -> dict[str, Any]:
+        """Outcome counters summed over the running workers (see streams.accounting)."""
+        total: dict[str, Any] = {}
+        for worker in self.workers.values():
+            if not worker.alive():
+                continue
+            url = f"http://127.0.0.1:{worker.settings.web_port}/counters/"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                for name, value in json.load(response).items():
+                    if isinstance(value, dict):
+                        merged = total.setdefault(name, {})
+                        for reason, n in value.items():
+                            merged[reason] = merged.get(reason, 0) + n
+                    else:
+                        total[name] = total.get(name, 0) + value
+        return total
+
     def stop_workers(self) -> None:
         for worker in self.workers.values():
             worker.stop()
@@ -95,3 +117,9 @@ class Deployment:
         delete_topics(self.kafka_config, sorted((own & existing.keys()) | internal))
         for name in self.workers:
             shutil.rmtree(self.data_dir(name), ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -24,6 +24,8 @@ class Settings:
     replication_factor: int = 1
     data_dir: Path = Path(".data")
     log_level: str = "info"
+    web_bind: str = "127.0.0.1"  # the worker's HTTP pages (/counters/) stay local unless opened
+    web_port: int = 6066
     # How long a silent (crashed) worker keeps its partitions before the group moves them.
     session_timeout_s: float = 30.0
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
@@ -46,6 +48,8 @@ class Settings:
             ),
             data_dir=Path(e.get("IDENTITY_STREAM_DATA_DIR", base.data_dir)),
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
+            web_bind=e.get("IDENTITY_STREAM_WEB_BIND", base.web_bind),
+            web_port=int(e.get("IDENTITY_STREAM_WEB_PORT", base.web_port)),
             session_timeout_s=float(
                 e.get("IDENTITY_STREAM_SESSION_TIMEOUT_S", base.session_timeout_s)
             ),
@@ -78,6 +82,8 @@ class Settings:
             "IDENTITY_STREAM_REPLICATION_FACTOR": str(self.replication_factor),
             "IDENTITY_STREAM_DATA_DIR": str(self.data_dir),
             "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
+            "IDENTITY_STREAM_WEB_BIND": self.web_bind,
+            "IDENTITY_STREAM_WEB_PORT": str(self.web_port),
             "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
             "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
             "IDENTITY_STREAM_RESERVED_PREFIX": self.attributes.reserved_prefix,

@@ -1,0 +1,58 @@
+"""Every input message is accounted for: in = applied + applied_with_warning + rejected."""
+
+import random
+
+import pytest
+
+from streams.workload import WorkloadSpec, generate
+from tests.factories import identify
+
+pytestmark = pytest.mark.integration
+
+
+def fuzzed(seed: int, count: int):
+    """Good events, garbage bytes and events with every kind of bad part, shuffled."""
+    rng = random.Random(seed)
+    good = generate(WorkloadSpec(people=60, seed=seed, junk_rate=0.05))
+    bad_parts = [
+        {"user": "guest"},
+        {"user": " ", "anon": ""},
+        {"user": "u-x", "set": {"email": "nope", "country": "EN"}},
+        {"anon": "d-x", "set": {"custom": {"we_secret": 1, "x" * 60: 2}}},
+        {"user": "u-y", "set": {"custom": {"bio": "b" * 2000}}},
+        {"user": "u-z", "set": {"custom": {"n": "not a number"}}},
+        {"user": "u-z", "set": {"custom": {"n": 1.5}}},
+        {"user": "u-w", "workspace": " "},
+    ]
+    messages = list(good)
+    for n in range(count):
+        if rng.random() < 0.3:
+            messages.append((None, rng.randbytes(rng.randint(0, 40))))
+        else:
+            messages.append((f"k{n}", identify(ts=n, **rng.choice(bad_parts))))
+    rng.shuffle(messages)
+    return messages
+
+
+def test_every_message_ends_applied_or_rejected(deployment):
+    messages = fuzzed(seed=3, count=300)
+    deployment.start_worker("worker-1")
+    deployment.start_worker("worker-2")
+    deployment.publish(messages)
+    deployment.wait_processed()
+
+    counters = deployment.counters()
+    assert counters["in"] == len(messages)
+    assert (
+        counters["in"]
+        == counters["applied"] + counters["applied_with_warning"] + counters["rejected"]
+    )
+    whole = [r for r in deployment.rejections() if r["wholeMessage"]]
+    assert counters["rejected"] == len(whole) == sum(counters["rejected_by_reason"].values())
+    partial = [r for r in deployment.rejections() if not r["wholeMessage"]]
+    assert sum(counters["warnings_by_reason"].values()) == len(partial)
+    assert counters["applied"] > 0
+    assert counters["applied_with_warning"] > 0
+    assert {"undecodable", "missing_identity", "missing_workspace"} <= set(
+        counters["rejected_by_reason"]
+    )
