@@ -65,7 +65,10 @@ def on_custom_values(
     emits: list[Emit] = []
     accepted: set[str] = set()
     per_kind = Counter(entry["kind"] for entry in types.values())
-    for key, (kind, _) in sorted({**event.set_once, **event.set}.items()):
+    kinds = {key: kind for key, (kind, _) in {**event.set_once, **event.set}.items()}
+    kinds.update(dict.fromkeys(event.increment, "number"))
+    kinds.update(dict.fromkeys([*event.append, *event.remove], "list"))
+    for key, kind in sorted(kinds.items()):
         name = key[len(CUSTOM_PREFIX) :]
         fixed = catalog.kind_of(workspace_id, name) or types.get(name, {}).get("kind")
         if fixed is None:
@@ -106,8 +109,14 @@ def on_custom_values(
         accepted.add(key)
     if accepted:
         typed = {
-            "set": {k: v for k, v in event.set.items() if k in accepted},
-            "setOnce": {k: v for k, v in event.set_once.items() if k in accepted},
+            op: {k: v for k, v in values.items() if k in accepted}
+            for op, values in (
+                ("set", event.set),
+                ("setOnce", event.set_once),
+                ("increment", event.increment),
+                ("append", event.append),
+                ("remove", event.remove),
+            )
         }
         output, key = payload["next"]
         forward: dict[str, Any] = {

@@ -8,7 +8,7 @@ event is refused whole only when nothing identifies a person or the envelope is 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from streams import system_attributes
@@ -65,6 +65,9 @@ class IdentifyEvent:
     set: dict[str, Any]
     set_once: dict[str, Any]
     unset: frozenset[str]
+    increment: dict[str, int | float] = field(default_factory=dict)
+    append: dict[str, list[Any]] = field(default_factory=dict)
+    remove: dict[str, list[Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,7 @@ def parse_identify(
         )
         - to_set.keys()
     )
+    increment, append, remove = _operations(record, policy, rejections)
     event = IdentifyEvent(
         message_id=message_id,
         timestamp=epoch_millis(record["timestamp"]),
@@ -186,8 +190,36 @@ def parse_identify(
         set=to_set,
         set_once=to_set_once,
         unset=unset,
+        increment=increment,
+        append=append,
+        remove=remove,
     )
     return Parsed(event, rejections)
+
+
+def _operations(
+    record: dict[str, Any], policy: AttributePolicy, rejections: list[Rejection]
+) -> tuple[dict[str, int | float], dict[str, list[Any]], dict[str, list[Any]]]:
+    """increment / append / remove, keyed ``custom.<name>``, with names and strings checked."""
+    increment: dict[str, int | float] = {}
+    lists: dict[str, dict[str, list[Any]]] = {"append": {}, "remove": {}}
+    for op in ("increment", "append", "remove"):
+        for name, raw in record.get(op, {}).items():
+            key = CUSTOM_PREFIX + name
+            try:
+                check_name(name, policy)
+                if op == "increment":
+                    increment[key] = from_avro(raw)[1]
+                else:
+                    items, truncated = limit_value(["list", list(raw)], policy)
+                    if truncated:
+                        rejections.append(
+                            Rejection("value_truncated", f"{key}: items cut", key, whole=False)
+                        )
+                    lists[op][key] = items[1]
+            except InvalidAttribute as exc:
+                rejections.append(Rejection(exc.reason, f"{key}: {exc}", key, whole=False))
+    return increment, lists["append"], lists["remove"]
 
 
 def to_json(event: IdentifyEvent) -> dict[str, Any]:
@@ -202,6 +234,9 @@ def to_json(event: IdentifyEvent) -> dict[str, Any]:
         "set": event.set,
         "setOnce": event.set_once,
         "unset": sorted(event.unset),
+        "increment": event.increment,
+        "append": event.append,
+        "remove": event.remove,
     }
 
 
@@ -216,4 +251,7 @@ def from_json(data: dict[str, Any]) -> IdentifyEvent:
         set=data["set"],
         set_once=data["setOnce"],
         unset=frozenset(data["unset"]),
+        increment=data.get("increment", {}),
+        append=data.get("append", {}),
+        remove=data.get("remove", {}),
     )

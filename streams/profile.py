@@ -18,6 +18,7 @@ set exists or when it came after the latest unset; absent otherwise.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from streams.attribute_values import to_avro
@@ -51,7 +52,22 @@ def from_event(event: IdentifyEvent, profile_id: str) -> ProfileState:
         "lastMessageId": event.message_id,
         "lww": lww,
         "once": {key: [*stamp, value] for key, value in event.set_once.items()},
+        # increments by messageId, so a redelivered increment counts once
+        "incr": {key: {event.message_id: [*stamp, d]} for key, d in event.increment.items()},
+        # list items: the stamp of their latest append and of their latest remove
+        "adds": _item_stamps(event.append, stamp),
+        "rems": _item_stamps(event.remove, stamp),
     }
+
+
+def _item_stamps(ops: dict[str, list[Any]], stamp: tuple[int, str]) -> dict[str, dict[str, Any]]:
+    return {
+        key: {_item_key(item): [*stamp] for item in items} for key, items in ops.items() if items
+    }
+
+
+def _item_key(item: Any) -> str:
+    return json.dumps(item)  # distinguishes 1 from "1" and from true
 
 
 def _wins(new: Register, old: Register, latest: bool) -> bool:
@@ -90,9 +106,40 @@ def join(into: ProfileState, other: ProfileState) -> ProfileState:
         "createdAt": min(into["createdAt"], other["createdAt"]),
         "updatedAt": latest[0],
         "lastMessageId": latest[1],
-        "lww": _join_registers(into["lww"], other["lww"], latest=True),
+        "lww": (lww := _join_registers(into["lww"], other["lww"], latest=True)),
         "once": _join_registers(into["once"], other["once"], latest=False),
+        "incr": _prune(_join_nested(into.get("incr", {}), other.get("incr", {})), lww),
+        "adds": _prune(_join_nested(into.get("adds", {}), other.get("adds", {})), lww),
+        "rems": _prune(_join_nested(into.get("rems", {}), other.get("rems", {})), lww),
     }
+
+
+def _join_nested(
+    a: dict[str, dict[str, list[Any]]], b: dict[str, dict[str, list[Any]]]
+) -> dict[str, dict[str, list[Any]]]:
+    """Per attribute, per entry: keep the latest stamp (values are [time, messageId, ...])."""
+    joined = {key: dict(entries) for key, entries in a.items()}
+    for key, entries in b.items():
+        mine = joined.setdefault(key, {})
+        for entry, value in entries.items():
+            if entry not in mine or value > mine[entry]:
+                mine[entry] = value
+    return joined
+
+
+def _prune(
+    ops: dict[str, dict[str, list[Any]]], lww: dict[str, Register]
+) -> dict[str, dict[str, list[Any]]]:
+    """Drop operations older than the attribute's latest set or unset: they can never count."""
+    pruned = {}
+    for key, entries in ops.items():
+        floor = lww.get(key)
+        kept = {
+            e: v for e, v in entries.items() if floor is None or (v[0], v[1]) > (floor[0], floor[1])
+        }
+        if kept:
+            pruned[key] = kept
+    return pruned
 
 
 def fold(state: ProfileState | None, event: IdentifyEvent, profile_id: str) -> ProfileState:
@@ -105,14 +152,57 @@ def current_values(state: ProfileState) -> dict[str, Any]:
     """The value of every attribute that has one, by attribute key."""
     lww: dict[str, Register] = state["lww"]
     once: dict[str, Register] = state["once"]
+    incr, adds, rems = state.get("incr", {}), state.get("adds", {}), state.get("rems", {})
     values: dict[str, Any] = {}
-    for key in lww.keys() | once.keys():
+    for key in lww.keys() | once.keys() | incr.keys() | adds.keys() | rems.keys():
         last, first = lww.get(key), once.get(key)
-        if last is not None and last[2] is not None:
-            values[key] = last[2]
-        elif first is not None and (last is None or (first[0], first[1]) > (last[0], last[1])):
-            values[key] = first[2]
+        value, floor = None, None  # floor: operations after this stamp apply to the value
+        if last is not None:
+            floor = (last[0], last[1])
+            value = last[2]
+        if value is None and first is not None and (floor is None or (first[0], first[1]) > floor):
+            value, floor = first[2], (first[0], first[1])
+        if key in incr:
+            value = _incremented(value, incr[key], floor)
+        if key in adds or key in rems:
+            value = _edited_list(value, adds.get(key, {}), rems.get(key, {}), floor)
+        if value is not None:
+            values[key] = value
     return values
+
+
+def _after(entry: list[Any], floor: tuple[int, str] | None) -> bool:
+    return floor is None or (entry[0], entry[1]) > floor
+
+
+def _incremented(value: Any, increments: dict[str, list[Any]], floor: Any) -> Any:
+    deltas = [e[2] for e in sorted(increments.values()) if _after(e, floor)]
+    if not deltas:
+        return value
+    start = value[1] if value is not None and value[0] == "number" else 0
+    numbers = [start, *deltas]
+    if all(isinstance(n, int) for n in numbers):
+        return ["number", sum(numbers)]
+    return ["number", math.fsum(numbers)]  # exactly rounded: the same whatever the order
+
+
+def _edited_list(
+    value: Any, adds: dict[str, list[Any]], removes: dict[str, list[Any]], floor: Any
+) -> Any:
+    """Union semantics: an item is in the list if its latest append beats its latest remove."""
+    base = list(value[1]) if value is not None and value[0] == "list" else []
+    items = {_item_key(item): item for item in base}
+    for item_key, added in sorted(adds.items(), key=lambda kv: kv[1]):
+        removed = removes.get(item_key)
+        if _after(added, floor) and (removed is None or added > removed):
+            items.setdefault(item_key, json.loads(item_key))
+    for item_key, removed in removes.items():
+        added = adds.get(item_key)
+        if _after(removed, floor) and (added is None or removed > added):
+            items.pop(item_key, None)
+    if value is None and not items:
+        return None
+    return ["list", list(items.values())]
 
 
 def render(state: ProfileState) -> dict[str, Any]:

@@ -61,7 +61,7 @@ def _route(
     if event is None:
         return emits
     custom = {k for k in (*event.set, *event.set_once) if k.startswith(CUSTOM_PREFIX)}
-    if custom:
+    if custom or event.increment or event.append or event.remove:
         # Custom values wait for their type at the workspace's registry; the rest goes on now.
         typed = replace(
             event,
@@ -83,6 +83,9 @@ def _route(
             event,
             set={k: v for k, v in event.set.items() if k not in custom},
             set_once={k: v for k, v in event.set_once.items() if k not in custom},
+            increment={},
+            append={},
+            remove={},
         )
     payload = {"event": to_json(event), "source": source.to_json()}
     output, key = _destination(event)

@@ -115,3 +115,24 @@ def test_one_type_everywhere_whatever_the_order(writes, seed, partitions):
     (winner,) = seen
     python_type = {"int": "number", "str": "string", "bool": "boolean"}[winner]
     assert len(refused) == sum(1 for _, kind in writes if kind != python_type)
+
+
+def test_operations_are_typed_like_values():
+    out = simulate(
+        [
+            (None, identify(ts=1, user="a", set={"custom": {"plan": "pro", "visits": 1}})),
+            (None, {**identify(ts=2, user="a"), "increment": {"plan": 1, "visits": 2}}),
+            (None, {**identify(ts=3, user="a"), "append": {"visits": ["x"], "tags": ["new"]}}),
+        ],
+        partitions=1,
+    )
+    (profile,) = out.profiles.values()
+    assert profile["attributes"]["custom"] == {
+        "plan": "pro",
+        "visits": 3,
+        "tags": ("identitystream.v1.ListValue", {"items": ["new"]}),
+    }
+    assert sorted((r["reason"], r["subject"]) for r in out.rejections) == [
+        ("type_mismatch", "custom.plan"),
+        ("type_mismatch", "custom.visits"),
+    ]

@@ -112,6 +112,7 @@ def test_state_survives_a_json_round_trip_unchanged():
 # --- order independence -------------------------------------------------------------------------
 
 NAMES = ["city", "email", "custom.plan", "custom.score"]
+TAGS = ["a", "b", 1, True]
 VALUES = {
     "city": st.sampled_from(["A", "B", "C"]),
     "email": st.sampled_from(["a@x.io", "b@x.io"]),
@@ -130,6 +131,19 @@ def events(draw):
             names = draw(st.sets(st.sampled_from(NAMES), max_size=2))
             ops[kind] = {name: draw(VALUES[name]) for name in names}
         unset = draw(st.sets(st.sampled_from(NAMES), max_size=1)) - ops["set"].keys()
+        increment = draw(
+            st.dictionaries(st.just("custom.count"), st.sampled_from([1, -2, 0.5]), max_size=1)
+        )
+        append = draw(
+            st.dictionaries(
+                st.just("custom.tags"), st.lists(st.sampled_from(TAGS), max_size=2), max_size=1
+            )
+        )
+        remove = draw(
+            st.dictionaries(
+                st.just("custom.tags"), st.lists(st.sampled_from(TAGS), max_size=1), max_size=1
+            )
+        )
         out.append(
             IdentifyEvent(
                 message_id=f"m{n:02d}",
@@ -141,6 +155,9 @@ def events(draw):
                 set=ops["set"],
                 set_once=ops["set_once"],
                 unset=frozenset(unset),
+                increment=increment,
+                append=append,
+                remove=remove,
             )
         )
     return out
@@ -187,3 +204,43 @@ def test_values_follow_the_documented_rule(evs):
         else:
             expected = None
         assert got.get(name) == expected, name
+
+
+# --- increment, append, remove ------------------------------------------------------------------
+
+
+def test_increments_add_up_after_the_latest_set_and_count_once():
+    set_ = event(ts=5, user="u", set={"custom": {"n": 10}})
+    before = IDENTIFY_EVENT.decode(IDENTIFY_EVENT.encode(identify(ts=4, user="u")))
+    inc = [
+        parse_identify(
+            {**before, "timestamp": ts, "messageId": f"i{ts}", "increment": {"n": d}}
+        ).event
+        for ts, d in ((3, 100), (6, 1), (7, 2.5))
+    ]
+    for order in ([set_, *inc], [*reversed(inc), set_]):
+        assert values(order)["custom.n"] == ["number", 13.5]  # the increment at 3 predates the set
+    assert values([*inc, inc[1], inc[1]])["custom.n"] == ["number", 103.5]  # no set: from 0
+    unset = event(ts=10, user="u", unset_custom=["n"])
+    assert "custom.n" not in values([set_, *inc, unset])
+
+
+def test_append_and_remove_are_a_set_by_event_time():
+    base = event(
+        ts=1, user="u", set={"custom": {"tags": ("identitystream.v1.ListValue", {"items": ["a"]})}}
+    )
+    raw = IDENTIFY_EVENT.decode(IDENTIFY_EVENT.encode(identify(user="u")))
+
+    def op(ts, **ops):
+        return parse_identify({**raw, "timestamp": ts, "messageId": f"o{ts}", **ops}).event
+
+    add_b = op(2, append={"tags": ["b", "a"]})
+    remove_a = op(3, remove={"tags": ["a"]})
+    re_add_a = op(4, append={"tags": ["a"]})
+    assert values([base, add_b])["custom.tags"] == ["list", ["a", "b"]]
+    assert values([remove_a, add_b, base])["custom.tags"] == ["list", ["b"]]
+    assert values([re_add_a, remove_a, base, add_b])["custom.tags"] == ["list", ["a", "b"]]
+    later_set = event(
+        ts=9, user="u", set={"custom": {"tags": ("identitystream.v1.ListValue", {"items": []})}}
+    )
+    assert values([base, add_b, later_set])["custom.tags"] == ["list", []]
