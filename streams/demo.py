@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 import localkafka
 from streams.harness import Deployment
+from streams.readback import lag
 from streams.settings import Settings
 from streams.workload import WorkloadSpec, generate
 
@@ -37,18 +38,30 @@ def _bootstrap(stack: ExitStack) -> str:
     return localkafka.start()
 
 
+def _plain(value: Any) -> Any:
+    """A custom value as JSON would show it: union records unwrapped, times in ISO-8601."""
+    if isinstance(value, tuple):
+        name, record = value
+        if name.endswith("DateTime"):
+            return record["epochMillis"].isoformat()
+        if name.endswith("ListValue"):
+            return record["items"]
+        return json.loads(record["json"])
+    return value
+
+
 def _readable(profile: dict[str, Any]) -> str:
-    """A profile as a person wants to read it: set attributes only, union branches unwrapped."""
+    """A profile as a person wants to read it: set attributes only, plain values."""
     attributes = {
         name: value
         for name, value in profile["attributes"].items()
         if value is not None and name != "custom"
     }
     attributes["custom"] = {
-        name: value[1] if isinstance(value, tuple) else value
-        for name, value in profile["attributes"]["custom"].items()
+        name: _plain(value) for name, value in profile["attributes"]["custom"].items()
     }
-    return json.dumps({**profile, "attributes": attributes}, indent=2, default=str)
+    times = {name: profile[name].isoformat() for name in ("createdAt", "updatedAt")}
+    return json.dumps({**profile, **times, "attributes": attributes}, indent=2)
 
 
 def run_demo(people: int = 800, seed: int = 7) -> None:
@@ -67,9 +80,15 @@ def run_demo(people: int = 800, seed: int = 7) -> None:
         events = generate(WorkloadSpec(people=people, seed=seed))
         started = time.monotonic()
         deployment.publish(events, len(events), progress=True)
-        with tqdm(desc="processing", unit=" msgs left", bar_format="{desc}: {postfix}") as bar:
-            deployment.wait_processed(timeout=300, on_poll=lambda left: bar.set_postfix_str(left))
+        with tqdm(desc="processing", unit="ev", total=len(events)) as bar:
+            input_topic = [deployment.topology.identify_events.name]
+            while (left := lag(deployment.kafka_config, settings.app_id, input_topic)) > 0:
+                bar.update(len(events) - left - bar.n)
+                time.sleep(0.2)
+            bar.update(len(events) - bar.n)
+        deployment.wait_processed(timeout=300)  # and every stage behind the first
         elapsed = time.monotonic() - started
+        counters = deployment.counters()
 
         profiles = deployment.profiles()
         rejections = deployment.rejections()
@@ -83,7 +102,12 @@ def run_demo(people: int = 800, seed: int = 7) -> None:
             f"{len(profiles) - len(known)} anonymous visitors)"
         )
         print(
-            f"rejections         {len(rejections):>7}   "
+            f"outcomes           {counters['applied']:>7} applied, "
+            f"{counters['applied_with_warning']} applied with a warning, "
+            f"{counters['rejected']} rejected (worker counters)"
+        )
+        print(
+            f"rejection records  {len(rejections):>7}   "
             + ", ".join(f"{reason} {n}" for reason, n in reasons.most_common())
         )
         print(f"\na few profiles, read back from {deployment.topology.profiles.name}:")
