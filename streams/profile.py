@@ -223,6 +223,11 @@ def render(state: ProfileState) -> dict[str, Any]:
         "userId": state["userId"],
         "anonymousIds": state["anonymousIds"],
         "attributes": attributes,
+        "unsegmentable": sorted(
+            key[len(CUSTOM_PREFIX) :]
+            for key, value in values.items()
+            if key.startswith(CUSTOM_PREFIX) and value[0] == "json"
+        ),
         "createdAt": state["createdAt"],
         "updatedAt": state["updatedAt"],
         "lastMessageId": state["lastMessageId"],

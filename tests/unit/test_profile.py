@@ -244,3 +244,9 @@ def test_append_and_remove_are_a_set_by_event_time():
         ts=9, user="u", set={"custom": {"tags": ("identitystream.v1.ListValue", {"items": []})}}
     )
     assert values([base, add_b, later_set])["custom.tags"] == ["list", []]
+
+
+def test_json_objects_are_flagged_as_unsegmentable():
+    prefs = ("identitystream.v1.JsonObject", {"json": '{"a": 1}'})
+    state = fold_all([event(ts=1, user="u", set={"custom": {"prefs": prefs, "plan": "x"}})])
+    assert profile.render(state)["unsegmentable"] == ["prefs"]
