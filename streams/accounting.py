@@ -1,10 +1,10 @@
-"""Outcome counters: every input message ends applied, applied with a warning, or rejected.
+"""Outcome counters: every input message ends applied (perhaps with a warning), duplicate, or
+rejected.
 
-The first stage sees each input message exactly once per delivery and decides its outcome: a
-whole-message rejection, or applied (with a warning when a part of it was refused on the way).
 Later stages can still refuse parts (a type mismatch, a refused merge); those are counted as
-warnings by reason, so the identity ``in = applied + applied_with_warning + rejected`` holds
-per worker and summed over workers.
+warnings by reason, so ``in = applied + applied_with_warning + duplicate + rejected`` holds per
+worker and summed over workers. A message is counted where its outcome is decided: at the
+deduplication stage, or at the first stage when it has no messageId to deduplicate by.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ class Counters:
         self.warnings: Counter[str] = Counter()
 
     def count_input(self, emits: list[Emit]) -> None:
-        """The outcome of one input message, from what the first stage emitted for it."""
+        """The outcome of one input message, from what was released for it (nothing: duplicate)."""
         refusals = [e.value for e in emits if e.output == REJECTIONS]
         whole = [r for r in refusals if r["wholeMessage"]]
         self.outcomes["in"] += 1
-        if whole:
+        if not emits:
+            self.outcomes["duplicate"] += 1
+        elif whole:
             self.outcomes["rejected"] += 1
             self.rejected[whole[-1]["reason"]] += 1
         elif refusals:
@@ -50,6 +52,7 @@ class Counters:
             "in": self.outcomes["in"],
             "applied": self.outcomes["applied"],
             "applied_with_warning": self.outcomes["applied_with_warning"],
+            "duplicate": self.outcomes["duplicate"],
             "rejected": self.outcomes["rejected"],
             "rejected_by_reason": dict(self.rejected),
             "warnings_by_reason": dict(self.warnings),

@@ -24,13 +24,15 @@ from typing import Any
 import faust
 from faust.types import EventT
 
-from streams import assembly, linking
+from streams import assembly, deduplication, linking
 from streams import attribute_types as attribute_types_stage
 from streams.accounting import Counters
 from streams.attribute_types import Catalog
+from streams.deduplication import pack
 from streams.identity import Blocklists
 from streams.outcomes import (
     BY_ANONYMOUS,
+    BY_MESSAGE,
     BY_PROFILE,
     BY_WORKSPACE,
     MERGES,
@@ -42,7 +44,13 @@ from streams.outcomes import (
 from streams.routing import route
 from streams.settings import Settings
 from topology.avro import AvroCodec
-from topology.topics import ANONYMOUS_TABLE, ATTRIBUTE_TYPES_TABLE, PROFILE_TABLE, TopicSpec
+from topology.topics import (
+    ANONYMOUS_TABLE,
+    ATTRIBUTE_TYPES_TABLE,
+    MESSAGE_IDS_TABLE,
+    PROFILE_TABLE,
+    TopicSpec,
+)
 
 
 def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
@@ -103,6 +111,7 @@ def build_app(settings: Settings) -> faust.App:
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
     )
     outputs = {
+        BY_MESSAGE: _faust_topic(app, topology.events_by_message),
         BY_WORKSPACE: _faust_topic(app, topology.custom_values_by_workspace),
         BY_ANONYMOUS: _faust_topic(app, topology.events_by_anonymous),
         BY_PROFILE: _faust_topic(app, topology.events_by_profile),
@@ -111,6 +120,7 @@ def build_app(settings: Settings) -> faust.App:
         REJECTIONS: _faust_topic(app, topology.rejections),
     }
     json_values = faust.Schema(key_serializer="raw", value_serializer="json")
+    message_ids = app.Table(MESSAGE_IDS_TABLE, partitions=settings.partitions, schema=json_values)
     attribute_types = app.Table(
         ATTRIBUTE_TYPES_TABLE, partitions=settings.partitions, schema=json_values
     )
@@ -128,13 +138,19 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             source = Source(message.topic, message.partition, message.offset)
-            emits = route(message.value, source, _now(), blocklists, settings.attributes)
-            counters.count_input(emits)
-            await send_all(emits)
+            routed = route(message.value, source, _now(), blocklists, settings.attributes)
+            if routed.dedupe_key is None:
+                counters.count_input(routed.emits)
+                await send_all(routed.emits)
+            else:
+                batch = pack(routed.emits, routed.timestamp, source)
+                await outputs[BY_MESSAGE].send(key=routed.dedupe_key, value=batch)
             yield None
 
     def stateful(
-        table: faust.Table, step: Callable[[Any, str, dict[str, Any]], tuple[Any, list[Emit]]]
+        table: faust.Table,
+        step: Callable[[Any, str, dict[str, Any]], tuple[Any, list[Emit]]],
+        count: Callable[[list[Emit]], None] = counters.count_later,
     ) -> Callable[[faust.StreamT[Any]], AsyncIterator[None]]:
         async def agent(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
             async for raw_key, value in stream.items():
@@ -144,12 +160,20 @@ def build_app(settings: Settings) -> faust.App:
                     table.pop(key, None)
                 else:
                     table[key] = record
-                counters.count_later(emits)
+                count(emits)
                 await send_all(emits)
                 yield None
 
         return agent
 
+    window_ms = int(settings.dedupe_window_s * 1000)
+    app.agent(outputs[BY_MESSAGE], name="drop_duplicates", concurrency=1)(
+        stateful(
+            message_ids,
+            lambda seen, key, v: deduplication.on_message(seen, key, v, window_ms),
+            counters.count_input,
+        )
+    )
     app.agent(outputs[BY_WORKSPACE], name="type_custom_values", concurrency=1)(
         stateful(
             attribute_types,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Logical output names; topology.topics maps each to a topic of the deployment.
+BY_MESSAGE = "by_message"
 BY_WORKSPACE = "by_workspace"
 BY_ANONYMOUS = "by_anonymous"
 BY_PROFILE = "by_profile"

@@ -8,9 +8,11 @@ profile's partition.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
+from streams.attribute_values import epoch_millis
 from streams.custom_attributes import AttributePolicy
+from streams.deduplication import message_key
 from streams.events import CUSTOM_PREFIX, IdentifyEvent, parse_identify, to_json
 from streams.identity import Blocklists, IdKind, derive_profile_id
 from streams.outcomes import (
@@ -25,13 +27,23 @@ from streams.outcomes import (
 from topology.avro import IDENTIFY_EVENT, AvroDecodeError
 
 
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What the first stage decided for one message; ``dedupe_key`` is None when the message
+    has no usable messageId (then it cannot be a duplicate of anything)."""
+
+    emits: list[Emit]
+    dedupe_key: str | None = None
+    timestamp: int = 0
+
+
 def route(
     raw: bytes | None,
     source: Source,
     now: int,
     blocklists: Blocklists | None = None,
     policy: AttributePolicy | None = None,
-) -> list[Emit]:
+) -> Routed:
     """Decode and check one input message and say where it goes next.
 
     Never raises: a message that trips an unforeseen error is rejected with its raw bytes (reason
@@ -40,10 +52,10 @@ def route(
     try:
         return _route(raw, source, now, blocklists, policy)
     except AvroDecodeError as exc:
-        return [rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)]
+        return Routed([rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)])
     except Exception as exc:
         failure = Rejection("processing_error", f"{type(exc).__name__}: {exc}")
-        return [rejected(failure, source, now, raw_value=raw)]
+        return Routed([rejected(failure, source, now, raw_value=raw)])
 
 
 def _route(
@@ -52,14 +64,16 @@ def _route(
     now: int,
     blocklists: Blocklists | None,
     policy: AttributePolicy | None,
-) -> list[Emit]:
+) -> Routed:
     record = IDENTIFY_EVENT.decode(raw)
     parsed = parse_identify(record, blocklists, policy)
     message_id, workspace_id = record["messageId"], record["workspaceId"]
     emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]
     event = parsed.event
     if event is None:
-        return emits
+        envelope_ok = message_id.strip() and workspace_id.strip()
+        key = message_key(workspace_id.strip(), message_id.strip()) if envelope_ok else None
+        return Routed(emits, key, epoch_millis(record["timestamp"]))
     custom = {k for k in (*event.set, *event.set_once) if k.startswith(CUSTOM_PREFIX)}
     if custom or event.increment or event.append or event.remove:
         # Custom values wait for their type at the workspace's registry; the rest goes on now.
@@ -90,7 +104,7 @@ def _route(
     payload = {"event": to_json(event), "source": source.to_json()}
     output, key = _destination(event)
     emits.append(Emit(output, key, {"op": "event", **payload} if output == BY_PROFILE else payload))
-    return emits
+    return Routed(emits, message_key(event.workspace_id, event.message_id), event.timestamp)
 
 
 def _destination(event: IdentifyEvent) -> list[str]:

@@ -29,6 +29,7 @@ class Settings:
     # How long a silent (crashed) worker keeps its partitions before the group moves them.
     session_timeout_s: float = 30.0
     commit_interval_s: float = 1.0
+    dedupe_window_s: float = 4 * 3600.0  # WebEngage's x-request-id window, in event time
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
     standby_replicas: int = 0
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
@@ -51,6 +52,7 @@ class Settings:
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
             web_bind=e.get("IDENTITY_STREAM_WEB_BIND", base.web_bind),
             web_port=int(e.get("IDENTITY_STREAM_WEB_PORT", base.web_port)),
+            dedupe_window_s=float(e.get("IDENTITY_STREAM_DEDUPE_WINDOW_S", base.dedupe_window_s)),
             commit_interval_s=float(
                 e.get("IDENTITY_STREAM_COMMIT_INTERVAL_S", base.commit_interval_s)
             ),
@@ -90,6 +92,7 @@ class Settings:
             "IDENTITY_STREAM_WEB_PORT": str(self.web_port),
             "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
             "IDENTITY_STREAM_COMMIT_INTERVAL_S": str(self.commit_interval_s),
+            "IDENTITY_STREAM_DEDUPE_WINDOW_S": str(self.dedupe_window_s),
             "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
             "IDENTITY_STREAM_RESERVED_PREFIX": self.attributes.reserved_prefix,
             "IDENTITY_STREAM_LONG_STRINGS": str(self.attributes.long_strings),

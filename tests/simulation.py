@@ -19,11 +19,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams import assembly, attribute_types, linking
+from streams import assembly, attribute_types, deduplication, linking
 from streams.attribute_types import Catalog
 from streams.custom_attributes import AttributePolicy
 from streams.outcomes import (
     BY_ANONYMOUS,
+    BY_MESSAGE,
     BY_PROFILE,
     BY_WORKSPACE,
     MERGES,
@@ -81,8 +82,13 @@ def simulate(
         queues.setdefault((stage, _partition(key, partitions, rng)), deque()).append((key, value))
 
     for key, value in messages:
-        put(INPUT, key, value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value))
+        raw = value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value)
+        partition = _partition(key, partitions, rng)
+        offset = offsets.get(partition, 0)  # fixed when published: a redelivery keeps it
+        offsets[partition] = offset + 1
+        queues.setdefault((INPUT, partition), deque()).append((key, (raw, offset)))
 
+    seen: dict[str, Any] = {}
     registries: dict[str, Any] = {}
     anonymous: dict[str, Any] = {}
     states: dict[str, Any] = {}
@@ -90,7 +96,7 @@ def simulate(
 
     def emit_all(emits: list[Emit]) -> None:
         for e in emits:
-            if e.output in (BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE):
+            if e.output in (BY_MESSAGE, BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE):
                 put(e.output, e.key, _json(e.value))
             elif e.output == PROFILES:
                 out.profile_versions += 1
@@ -124,11 +130,16 @@ def simulate(
         key, value = queues[queue].popleft()
         uncommitted.setdefault(queue, []).append((key, value))
         if stage == INPUT:
-            offset = offsets.get(partition, 0)
-            offsets[partition] = offset + 1
-            emits = route(value, Source("in", partition, offset), 0, None, policy)
+            raw, offset = value
+            source = Source("in", partition, offset)
+            routed = route(raw, source, 0, None, policy)
+            emits = routed.emits
+            if routed.dedupe_key is not None:
+                batch = deduplication.pack(routed.emits, routed.timestamp, source)
+                emits = [Emit(BY_MESSAGE, routed.dedupe_key, batch)]
         else:
             table, step = {
+                BY_MESSAGE: (seen, deduplication.on_message),
                 BY_WORKSPACE: (
                     registries,
                     lambda r, k, v: attribute_types.on_custom_values(r, k, v, policy, catalog, 0),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 DAY_MS = 24 * 3600 * 1000
+MESSAGE_IDS_TABLE = "message-ids"
 ATTRIBUTE_TYPES_TABLE = "attribute-types"
 ANONYMOUS_TABLE = "anonymous-ids"
 PROFILE_TABLE = "profile-state"
@@ -32,12 +33,14 @@ class TopicSpec:
 @dataclass(frozen=True)
 class Topology:
     identify_events: TopicSpec
+    events_by_message: TopicSpec
     custom_values_by_workspace: TopicSpec
     events_by_anonymous: TopicSpec
     events_by_profile: TopicSpec
     profiles: TopicSpec
     profile_merges: TopicSpec
     rejections: TopicSpec
+    message_ids_changelog: TopicSpec
     attribute_types_changelog: TopicSpec
     anonymous_ids_changelog: TopicSpec
     profile_state_changelog: TopicSpec
@@ -45,12 +48,14 @@ class Topology:
     def all(self) -> list[TopicSpec]:
         return [
             self.identify_events,
+            self.events_by_message,
             self.custom_values_by_workspace,
             self.events_by_anonymous,
             self.events_by_profile,
             self.profiles,
             self.profile_merges,
             self.rejections,
+            self.message_ids_changelog,
             self.attribute_types_changelog,
             self.anonymous_ids_changelog,
             self.profile_state_changelog,
@@ -58,7 +63,12 @@ class Topology:
 
     def internal(self) -> list[TopicSpec]:
         """Repartition topics: a worker has caught up when these and the input are consumed."""
-        return [self.custom_values_by_workspace, self.events_by_anonymous, self.events_by_profile]
+        return [
+            self.events_by_message,
+            self.custom_values_by_workspace,
+            self.events_by_anonymous,
+            self.events_by_profile,
+        ]
 
 
 def _changelog(app_id: str, table: str, partitions: int) -> TopicSpec:
@@ -80,6 +90,7 @@ def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
     """The topics of one deployment: ``app_id`` names faust's changelogs, ``prefix`` all others,
     so several deployments (and tests) can share a cluster."""
     return Topology(
+        message_ids_changelog=_changelog(app_id, MESSAGE_IDS_TABLE, partitions),
         attribute_types_changelog=_changelog(app_id, ATTRIBUTE_TYPES_TABLE, partitions),
         anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_TABLE, partitions),
         profile_state_changelog=_changelog(app_id, PROFILE_TABLE, partitions),
@@ -92,6 +103,15 @@ def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
             # The input is the system of record: state is rebuilt by replaying it, so keep it all.
             config={"cleanup.policy": "delete", "retention.ms": "-1"},
             doc="Identify calls published by the services.",
+        ),
+        events_by_message=TopicSpec(
+            name=f"{prefix}identify-events-by-message",
+            partitions=partitions,
+            key="workspaceId and messageId (UTF-8, separated by \\x1f)",
+            value="the first stage's decisions for one message (JSON, internal)",
+            schema=None,
+            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            doc="Repartition topic: every message, keyed by its id, to drop retried duplicates.",
         ),
         custom_values_by_workspace=TopicSpec(
             name=f"{prefix}custom-values-by-workspace",

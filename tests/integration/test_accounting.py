@@ -1,11 +1,14 @@
-"""Every input message is accounted for: in = applied + applied_with_warning + rejected."""
+"""Every input message is accounted for: in = applied (+ warning) + duplicate + rejected."""
 
 import random
 
 import pytest
 
+from streams.outcomes import Source
+from streams.routing import route
 from streams.workload import WorkloadSpec, generate
 from tests.factories import identify
+from topology.avro import IDENTIFY_EVENT
 
 pytestmark = pytest.mark.integration
 
@@ -30,8 +33,14 @@ def fuzzed(seed: int, count: int):
             messages.append((None, rng.randbytes(rng.randint(0, 40))))
         else:
             messages.append((f"k{n}", identify(ts=n, **rng.choice(bad_parts))))
+    messages += rng.sample(messages, 40)  # retried calls: the same bytes published again
     rng.shuffle(messages)
     return messages
+
+
+def dedupe_key(value):
+    raw = value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value)
+    return route(raw, Source("t", 0, 0), 0).dedupe_key
 
 
 def test_every_message_ends_applied_or_rejected(deployment):
@@ -43,10 +52,11 @@ def test_every_message_ends_applied_or_rejected(deployment):
 
     counters = deployment.counters()
     assert counters["in"] == len(messages)
-    assert (
-        counters["in"]
-        == counters["applied"] + counters["applied_with_warning"] + counters["rejected"]
-    )
+    outcomes = ("applied", "applied_with_warning", "duplicate", "rejected")
+    assert counters["in"] == sum(counters[o] for o in outcomes)
+    keys = [dedupe_key(value) for _, value in messages]
+    repeats = sum(1 for n, key in enumerate(keys) if key is not None and key in keys[:n])
+    assert counters["duplicate"] == repeats > 0
     whole = [r for r in deployment.rejections() if r["wholeMessage"]]
     assert counters["rejected"] == len(whole) == sum(counters["rejected_by_reason"].values())
     partial = [r for r in deployment.rejections() if not r["wholeMessage"]]

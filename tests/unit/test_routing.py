@@ -12,7 +12,7 @@ SOURCE = Source("in", 0, 42)
 
 
 def routed(**kwargs):
-    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1)
+    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
     forwards = [e for e in emits if e.output not in (REJECTIONS, BY_WORKSPACE)]
     refusals = [e.value for e in emits if e.output == REJECTIONS]
     assert len(forwards) <= 1
@@ -21,7 +21,7 @@ def routed(**kwargs):
 
 def typed(**kwargs):
     """The emit that sends an event's custom values to the workspace's type registry."""
-    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1)
+    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
     (emit,) = [e for e in emits if e.output == BY_WORKSPACE]
     return emit
 
@@ -92,7 +92,7 @@ def test_custom_values_go_through_the_workspace_registry_then_to_their_profile()
 
 
 def test_undecodable_bytes_are_refused_with_their_raw_bytes():
-    (emit,) = route(b"\x00garbage", SOURCE, now=1)
+    (emit,) = route(b"\x00garbage", SOURCE, now=1).emits
     assert emit.output == REJECTIONS
     assert emit.value["reason"] == "undecodable"
     assert emit.value["rawValue"] == b"\x00garbage"
@@ -101,4 +101,4 @@ def test_undecodable_bytes_are_refused_with_their_raw_bytes():
 @given(st.binary(max_size=200))
 def test_route_never_raises_and_always_says_something(data):
     for payload in (data, IDENTIFY_EVENT.header + data):
-        assert route(payload, SOURCE, now=1)
+        assert route(payload, SOURCE, now=1).emits
