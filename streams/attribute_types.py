@@ -68,25 +68,19 @@ def on_custom_values(
     kinds = {key: kind for key, (kind, _) in {**event.set_once, **event.set}.items()}
     kinds.update(dict.fromkeys(event.increment, "number"))
     kinds.update(dict.fromkeys([*event.append, *event.remove], "list"))
+    refused: list[tuple[str, str, str]] = []  # (attribute key, reason, message)
     for key, kind in sorted(kinds.items()):
         name = key[len(CUSTOM_PREFIX) :]
         fixed = catalog.kind_of(workspace_id, name) or types.get(name, {}).get("kind")
-        if fixed is None:
-            if per_kind[kind] >= policy.max_per_type:
-                emits.append(
-                    _refuse(
-                        event,
-                        source,
-                        now,
-                        key,
-                        "attribute_limit_reached",
-                        f"{key}: workspace {workspace_id!r} already has "
-                        f"{policy.max_per_type} {kind} attributes",
-                    )
-                )
-                continue
+        if fixed is None and per_kind[kind] >= policy.max_per_type:
+            limit = (
+                f"workspace {workspace_id!r} already has {policy.max_per_type} {kind} attributes"
+            )
+            refused.append((key, "attribute_limit_reached", f"{key}: {limit}"))
+        elif fixed is None:
             types[name] = {"kind": kind, "messageId": event.message_id, "ts": event.timestamp}
             per_kind[kind] += 1
+            accepted.add(key)
         elif fixed != kind:
             first = types.get(name)
             since = (
@@ -94,19 +88,20 @@ def on_custom_values(
                 if first
                 else "declared in the catalog"
             )
-            emits.append(
-                _refuse(
-                    event,
-                    source,
-                    now,
-                    key,
-                    "type_mismatch",
-                    f"{key} is a {fixed} attribute in workspace {workspace_id!r} "
-                    f"({since}); a {kind} value was refused",
-                )
-            )
-            continue
-        accepted.add(key)
+            message = f"{key} is a {fixed} attribute in workspace {workspace_id!r} ({since})"
+            refused.append((key, "type_mismatch", f"{message}; a {kind} value was refused"))
+        else:
+            accepted.add(key)
+    emits += [
+        rejected(
+            Rejection(reason, message, key, whole=False),
+            source,
+            now,
+            event.message_id,
+            event.workspace_id,
+        )
+        for key, reason, message in refused
+    ]
     if accepted:
         typed = {
             op: {k: v for k, v in values.items() if k in accepted}
@@ -127,13 +122,3 @@ def on_custom_values(
             forward["op"] = "event"
         emits.append(Emit(output, key, forward))
     return {"types": types}, emits
-
-
-def _refuse(event: Any, source: Source, now: int, key: str, reason: str, message: str) -> Emit:
-    return rejected(
-        Rejection(reason, message, key, whole=False),
-        source,
-        now,
-        event.message_id,
-        event.workspace_id,
-    )

@@ -71,6 +71,20 @@ class Topology:
         ]
 
 
+def _repartition(name: str, partitions: int, key: str, value: str, doc: str) -> TopicSpec:
+    # Internal hops between differently keyed stages: consumed at once, kept a week for replay
+    # of a stalled stage, never the system of record.
+    return TopicSpec(
+        name=name,
+        partitions=partitions,
+        key=key,
+        value=f"{value} (JSON, internal)",
+        schema=None,
+        config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+        doc=doc,
+    )
+
+
 def _changelog(app_id: str, table: str, partitions: int) -> TopicSpec:
     # faust names and would create these itself; creating them up front, before any worker
     # starts, spares workers the metadata race where a fresh changelog topic looks like it has
@@ -104,40 +118,32 @@ def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
             config={"cleanup.policy": "delete", "retention.ms": "-1"},
             doc="Identify calls published by the services.",
         ),
-        events_by_message=TopicSpec(
-            name=f"{prefix}identify-events-by-message",
-            partitions=partitions,
+        events_by_message=_repartition(
+            f"{prefix}identify-events-by-message",
+            partitions,
             key="workspaceId and messageId (UTF-8, separated by \\x1f)",
-            value="the first stage's decisions for one message (JSON, internal)",
-            schema=None,
-            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            value="the first stage's decisions for one message",
             doc="Repartition topic: every message, keyed by its id, to drop retried duplicates.",
         ),
-        custom_values_by_workspace=TopicSpec(
-            name=f"{prefix}custom-values-by-workspace",
-            partitions=partitions,
+        custom_values_by_workspace=_repartition(
+            f"{prefix}custom-values-by-workspace",
+            partitions,
             key="workspaceId (UTF-8)",
-            value="an event's custom values and where they go next (JSON, internal)",
-            schema=None,
-            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            value="an event's custom values and where they go next",
             doc="Repartition topic: custom values wait here for their workspace's type registry.",
         ),
-        events_by_anonymous=TopicSpec(
-            name=f"{prefix}identify-events-by-anonymous",
-            partitions=partitions,
+        events_by_anonymous=_repartition(
+            f"{prefix}identify-events-by-anonymous",
+            partitions,
             key="profileId of the anonymous id (UTF-8)",
-            value="checked, normalised event (JSON, internal)",
-            schema=None,
-            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            value="checked, normalised event",
             doc="Repartition topic: events naming a device, keyed by the device.",
         ),
-        events_by_profile=TopicSpec(
-            name=f"{prefix}identify-events-by-profile",
-            partitions=partitions,
+        events_by_profile=_repartition(
+            f"{prefix}identify-events-by-profile",
+            partitions,
             key="profileId (UTF-8)",
-            value="profile command: event, member, attach, detach (JSON, internal)",
-            schema=None,
-            config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
+            value="profile command: event, member, attach, detach",
             doc="Repartition topic: everything that changes a profile, keyed by the profile.",
         ),
         profiles=TopicSpec(
