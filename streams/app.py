@@ -90,6 +90,7 @@ def build_app(settings: Settings) -> faust.App:
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=0.005,
         # Outputs leave at commit (at-least-once): commit often so the next stage starts early.
         broker_commit_interval=settings.commit_interval_s,
         table_standby_replicas=settings.standby_replicas,
