@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test install lint unit integration broker-start broker-stop broker-status clean
+.PHONY: demo test bench install lint unit integration broker-start broker-stop broker-status clean
 
 demo: install ## fetch and start a broker, run a worker, publish a generated stream, print profiles
 	$(BIN)/identify-stream demo
@@ -13,6 +13,9 @@ test: install ## lint, unit tests, integration tests against a real broker
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
+
+bench: install ## throughput, latency, memory, recovery and the pass-through ceiling (BENCH_ARGS=...)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 install: $(STAMP)
 

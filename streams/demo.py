@@ -8,7 +8,6 @@ from the profiles topic. Everything it started or created, it stops or deletes.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
 from contextlib import ExitStack
@@ -17,25 +16,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-import localkafka
-from streams.harness import Deployment
+from streams.harness import Deployment, cluster
 from streams.readback import lag
 from streams.settings import Settings
 from streams.workload import WorkloadSpec, generate
-
-
-def _bootstrap(stack: ExitStack) -> str:
-    """The user's cluster if named, else the local broker (started, and later stopped, here)."""
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    if localkafka.status() is None:
-        print("starting the local Kafka broker (the first run fetches it from Maven Central)...")
-        started = time.monotonic()
-        bootstrap = localkafka.start()
-        print(f"broker up at {bootstrap} in {time.monotonic() - started:.1f}s")
-        stack.callback(localkafka.stop)
-        return bootstrap
-    return localkafka.start()
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +52,7 @@ def run_demo(people: int = 800, seed: int = 7) -> None:
     run = time.strftime("%Y%m%d-%H%M%S")
     with ExitStack() as stack:
         settings = Settings.from_env().with_changes(
-            bootstrap_servers=_bootstrap(stack),
+            bootstrap_servers=cluster(stack),
             app_id=f"identity-stream-demo-{run}",
             topic_prefix=f"demo-{run}.",
         )

@@ -8,15 +8,19 @@ its own topic prefix, application id and data dirs, so several can share a clust
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
+import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
+import localkafka
 from streams.publisher import Message, publish
 from streams.readback import latest_by_key, read_all, wait_caught_up
 from streams.settings import Settings
@@ -24,6 +28,23 @@ from streams.supervisor import WorkerProcess
 from topology.admin import delete_topics, ensure_topics
 from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
 from topology.topics import Topology
+
+
+def cluster(stack: ExitStack) -> str:
+    """The user's cluster if KAFKA_BOOTSTRAP_SERVERS names one, else the local broker.
+
+    A local broker started here is stopped when ``stack`` closes; one already running is left be.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    if localkafka.status() is None:
+        print("starting the local Kafka broker (the first run fetches it from Maven Central)...")
+        started = time.monotonic()
+        bootstrap = localkafka.start()
+        print(f"broker up at {bootstrap} in {time.monotonic() - started:.1f}s")
+        stack.callback(localkafka.stop)
+        return bootstrap
+    return localkafka.start()
 
 
 class Deployment:

@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline on a real broker (``make bench``)."""

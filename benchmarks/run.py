@@ -1,0 +1,247 @@
+"""`make bench`: throughput, latency, memory, disk and recovery of the pipeline, and its ceiling.
+
+One run on the real broker (yours if KAFKA_BOOTSTRAP_SERVERS is set, else the local one):
+
+1. throughput - a seeded workload is published at once; the clock runs from the first produce
+   until every stage has committed everything (so every output is on its topic);
+2. latency - probe identify calls (a new device logging in, the costliest path) are published
+   one at a time at low load; latency is produce -> the probe's profile read from `profiles`;
+3. memory and disk - the worker's peak RSS (VmHWM) and its RocksDB directory;
+4. recovery - the worker restarts on an empty data dir and rebuilds every table from the
+   changelogs: changelog records per second until it is ready;
+5. ceiling - a plain confluent-kafka consume -> fastavro decode -> produce loop over the same
+   input; our throughput is reported as a ratio of it.
+
+Results go to ``bench-results/latest.json`` (and are printed as a table).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from benchmarks.ceiling import pass_through
+from streams.harness import Deployment, cluster
+from streams.settings import Settings
+from streams.workload import WorkloadSpec, generate
+from topology.admin import delete_topics, ensure_topics
+from topology.avro import PROFILE
+from topology.topics import TopicSpec
+
+
+def _peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _dir_mib(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
+
+
+def _topic_records(kafka_config: dict[str, str], topics: list[str]) -> int:
+    consumer = Consumer({**kafka_config, "group.id": f"bench-{uuid.uuid4().hex}"})
+    total = 0
+    for topic in topics:
+        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            total += high - low
+    consumer.close()
+    return total
+
+
+class ProfileTail:
+    """Tails the profiles topic and notes when each probe user's profile first appears."""
+
+    def __init__(self, kafka_config: dict[str, str], topic: str) -> None:
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._consumer = Consumer(
+            {
+                **kafka_config,
+                "group.id": f"bench-tail-{uuid.uuid4().hex}",
+                "auto.offset.reset": "latest",
+            }
+        )
+        partitions = self._consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = []
+        for p in partitions:
+            _, high = self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            ends.append(TopicPartition(topic, p, high))
+        self._consumer.assign(ends)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._consumer.poll(0.05)
+            if message is None or message.error() or message.value() is None:
+                continue
+            user = PROFILE.decode(message.value())["userId"] or ""
+            if user.startswith("probe-"):
+                self.seen.setdefault(user, time.monotonic())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._consumer.close()
+
+
+def measure_latency(deployment: Deployment, probes: int, gap_s: float) -> list[float]:
+    tail = ProfileTail(deployment.kafka_config, deployment.topology.profiles.name)
+    sent: dict[str, float] = {}
+    try:
+        for n in range(probes):
+            user = f"probe-{n}"
+            record = {
+                "messageId": f"probe-{uuid.uuid4().hex}",
+                "timestamp": int(time.time() * 1000),
+                "workspaceId": "bench",
+                "anonymousId": f"probe-device-{n}",
+                "userId": user,
+                "set": {"email": f"{user}@example.com"},
+            }
+            sent[user] = time.monotonic()
+            deployment.publish([(user, record)])
+            time.sleep(gap_s)
+        deadline = time.monotonic() + 60
+        while len(tail.seen) < probes and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        tail.close()
+    return sorted((tail.seen[u] - sent[u]) * 1000 for u in sent if u in tail.seen)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    spec = WorkloadSpec(
+        people=args.people,
+        workspaces=args.workspaces,
+        anonymous_share=args.anonymous_share,
+        shared_device_rate=args.merge_conflict_rate,
+        events_after_login=args.events_after_login,
+        seed=args.seed,
+    )
+    events = generate(spec)
+    run_id = uuid.uuid4().hex[:8]
+    with ExitStack() as stack:
+        settings = Settings.from_env().with_changes(
+            bootstrap_servers=cluster(stack),
+            app_id=f"bench-{run_id}",
+            topic_prefix=f"bench-{run_id}.",
+            partitions=args.partitions,
+        )
+        deployment = Deployment(settings, Path(".data") / f"bench-{run_id}").create_topics()
+        stack.callback(deployment.destroy)
+        worker = deployment.start_worker()
+
+        print(f"throughput: {len(events)} events from {spec.people} people ...")
+        started = time.monotonic()
+        deployment.publish(events, len(events), progress=True)
+        done_at: list[float] = []
+
+        def note(left: int) -> None:
+            if left == 0 and not done_at:
+                done_at.append(time.monotonic())
+            elif left:
+                done_at.clear()
+
+        deployment.wait_processed(timeout=1800, on_poll=note)
+        elapsed = done_at[0] - started
+        throughput = len(events) / elapsed
+
+        print(f"latency: {args.probes} probes ...")
+        latencies = measure_latency(deployment, args.probes, args.probe_gap)
+        rss = _peak_rss_mib(worker.process.pid)  # type: ignore[union-attr]
+        rocksdb = _dir_mib(deployment.data_dir("worker-1"))
+
+        print("recovery: restart on an empty data dir ...")
+        worker.stop()
+        shutil.rmtree(deployment.data_dir("worker-1"))
+        changelogs = [t.name for t in settings.topology().all() if t.name.endswith("-changelog")]
+        restored = _topic_records(deployment.kafka_config, changelogs)
+        restart = time.monotonic()
+        deployment.start_worker()
+        recovery_s = time.monotonic() - restart
+
+        print("ceiling: confluent-kafka consume -> fastavro decode -> produce ...")
+        sink = TopicSpec(f"bench-{run_id}.ceiling-out", args.partitions, "", "", None)
+        ensure_topics(deployment.kafka_config, [sink])
+        stack.callback(delete_topics, deployment.kafka_config, [sink.name])
+        ceiling = pass_through(
+            deployment.kafka_config,
+            deployment.topology.identify_events.name,
+            sink.name,
+            _topic_records(deployment.kafka_config, [deployment.topology.identify_events.name]),
+        )
+
+    return {
+        "workload": {**spec.__dict__, "events": len(events), "partitions": args.partitions},
+        "throughput_events_per_s": round(throughput, 1),
+        "end_to_end_s": round(elapsed, 2),
+        "latency_ms": {
+            "probes": len(latencies),
+            "p50": round(statistics.median(latencies), 1) if latencies else None,
+            "p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 1)
+            if latencies
+            else None,
+        },
+        "worker_peak_rss_mib": round(rss, 1),
+        "rocksdb_mib": round(rocksdb, 2),
+        "recovery": {
+            "changelog_records": restored,
+            "seconds": round(recovery_s, 2),
+            "records_per_s": round(restored / recovery_s, 1),
+        },
+        "ceiling_events_per_s": round(ceiling, 1),
+        "ratio_to_ceiling": round(throughput / ceiling, 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--workspaces", type=int, default=2)
+    parser.add_argument("--anonymous-share", type=float, default=0.3)
+    parser.add_argument("--merge-conflict-rate", type=float, default=0.05)
+    parser.add_argument("--events-after-login", type=int, default=2)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument("--probe-gap", type=float, default=0.1, help="seconds between probes")
+    parser.add_argument("--output", type=Path, default=Path("bench-results/latest.json"))
+    args = parser.parse_args(argv)
+    results = run(args)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    rows = [
+        ("events", results["workload"]["events"]),
+        ("end-to-end throughput", f"{results['throughput_events_per_s']:,} events/s"),
+        ("pass-through ceiling", f"{results['ceiling_events_per_s']:,} events/s"),
+        ("ratio to ceiling", f"{results['ratio_to_ceiling']:.1%}"),
+        (
+            "latency p50 / p99",
+            f"{results['latency_ms']['p50']} / {results['latency_ms']['p99']} ms",
+        ),
+        ("worker peak RSS", f"{results['worker_peak_rss_mib']} MiB"),
+        ("RocksDB on disk", f"{results['rocksdb_mib']} MiB"),
+        ("recovery", f"{results['recovery']['records_per_s']:,} changelog records/s"),
+    ]
+    print()
+    for name, value in rows:
+        print(f"{name:<24}{value}")
+    print(f"\nwritten to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
