@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
 
 from streams.settings import Settings
 
@@ -55,6 +57,59 @@ def _profiles(args: argparse.Namespace) -> None:
         print(json.dumps({"key": key, **profile}, default=str))
 
 
+def _publish(args: argparse.Namespace) -> None:
+    from collections import Counter
+
+    from streams.importer import UnusableLine, read_payloads, to_record
+    from streams.publisher import publish
+    from streams.readback import read_all, wait_caught_up
+    from topology.avro import REJECTION
+
+    settings = Settings.from_env()
+    topology = settings.topology()
+    now = time.time_ns() // 1_000_000
+    records: list[tuple[str | None, dict]] = []
+    skipped = 0
+    for path in args.files:
+        for number, payload in read_payloads(path):
+            try:
+                if isinstance(payload, UnusableLine):
+                    raise payload
+                record = to_record(payload, args.workspace, now)
+            except (UnusableLine, ValueError) as exc:
+                skipped += 1
+                print(f"{path}:{number}: skipped: {exc}", file=sys.stderr)
+                continue
+            records.append(
+                (record["userId"] or record["anonymousId"] or record["profileId"], record)
+            )
+    sent = publish(
+        settings.kafka_config(), topology.identify_events.name, records, len(records), progress=True
+    )
+    print(f"published {sent} identify events to {topology.identify_events.name}, skipped {skipped}")
+    if not args.wait:
+        return
+    wait_caught_up(
+        settings.kafka_config(),
+        settings.app_id,
+        [topology.identify_events.name, *(t.name for t in topology.internal())],
+        timeout=args.wait,
+    )
+    ours = {record["messageId"] for _, record in records}
+    refusals = [
+        value
+        for _, value, _ in read_all(
+            settings.kafka_config(), topology.rejections.name, REJECTION.decode
+        )
+        if value["messageId"] in ours
+    ]
+    whole = Counter(r["reason"] for r in refusals if r["wholeMessage"])
+    partial = Counter(r["reason"] for r in refusals if not r["wholeMessage"])
+    print(f"processed: {sum(whole.values())} rejected {dict(whole)}, parts refused {dict(partial)}")
+    for refusal in refusals[: args.show]:
+        print(f"  {refusal['messageId']}: {refusal['reason']}: {refusal['message']}")
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="identify-stream",
@@ -70,6 +125,24 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--people", type=int, default=800, help="people in the generated stream")
     demo.add_argument("--seed", type=int, default=7, help="workload seed")
     demo.set_defaults(func=_demo)
+    publish = sub.add_parser(
+        "publish",
+        help="publish identify events from JSON Lines or CSV files",
+        description="Each line: our IdentifyEvent as JSON, or a WebEngage /users, Herogi "
+        "/v1/identify or NotifyVisitors user body. CSV: a column per field, custom attributes "
+        "as attributes.<name>. Lines without a messageId get one from their content, so "
+        "publishing a file twice is deduplicated.",
+    )
+    publish.add_argument("files", nargs="+", type=Path, help=".jsonl/.json or .csv files")
+    publish.add_argument("--workspace", default="default", help="workspace for lines without one")
+    publish.add_argument(
+        "--wait",
+        type=float,
+        metavar="SECONDS",
+        help="wait up to SECONDS for the workers, then report the rejections of these events",
+    )
+    publish.add_argument("--show", type=int, default=10, help="rejections to print with --wait")
+    publish.set_defaults(func=_publish)
     profiles = sub.add_parser("profiles", help="print the latest profiles from the profiles topic")
     profiles.add_argument("--limit", type=int, default=20)
     profiles.set_defaults(func=_profiles)

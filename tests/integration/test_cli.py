@@ -1,0 +1,47 @@
+"""The command line, run as a user runs it, against a real worker."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.unit.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
+
+pytestmark = pytest.mark.integration
+
+
+def cli(deployment, *args):
+    env = {**os.environ, **deployment.settings.to_env()}
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_publish_files_then_read_profiles(deployment, tmp_path):
+    deployment.start_worker()
+    users = tmp_path / "users.jsonl"
+    lines = [WEBENGAGE, HEROGI, NOTIFYVISITORS, {"email": "nobody@example.com"}]
+    users.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+
+    first = cli(deployment, "publish", str(users), "--workspace", "acme", "--wait", "120")
+    assert first.returncode == 0, first.stderr
+    assert "published 3 identify events" in first.stdout
+    assert "users.jsonl:4: skipped: needs an anonymousId" in first.stderr
+    assert "0 rejected" in first.stdout
+
+    again = cli(deployment, "publish", str(users), "--workspace", "acme", "--wait", "120")
+    assert again.returncode == 0, again.stderr
+    assert deployment.counters()["duplicate"] == 3  # the same file twice: applied once
+
+    shown = cli(deployment, "profiles", "--limit", "10")
+    profiles = [json.loads(line) for line in shown.stdout.splitlines()]
+    assert sorted(p["userId"] for p in profiles) == sorted(
+        ["johndoe", "johnwick@example.com", "michael@example.com"]
+    )
+    assert cli(deployment, "publish", "--help").returncode == 0
