@@ -143,9 +143,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         deployment = Deployment(settings, Path(".data") / f"bench-{run_id}").create_topics()
         stack.callback(deployment.destroy)
-        worker = deployment.start_worker()
+        workers = [deployment.start_worker(f"worker-{n + 1}") for n in range(args.workers)]
 
-        print(f"throughput: {len(events)} events from {spec.people} people ...")
+        print(
+            f"throughput: {len(events)} events from {spec.people} people, {args.workers} worker(s)"
+        )
         started = time.monotonic()
         deployment.publish(events, len(events), progress=True)
         done_at: list[float] = []
@@ -162,12 +164,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         print(f"latency: {args.probes} probes ...")
         latencies = measure_latency(deployment, args.probes, args.probe_gap)
-        rss = _peak_rss_mib(worker.process.pid)  # type: ignore[union-attr]
-        rocksdb = _dir_mib(deployment.data_dir("worker-1"))
+        rss = max(_peak_rss_mib(w.process.pid) for w in workers)  # type: ignore[union-attr]
+        rocksdb = sum(_dir_mib(deployment.data_dir(f"worker-{n + 1}")) for n in range(args.workers))
 
-        print("recovery: restart on an empty data dir ...")
-        worker.stop()
-        shutil.rmtree(deployment.data_dir("worker-1"))
+        print("recovery: one worker restarts on an empty data dir ...")
+        deployment.stop_workers()
+        for n in range(args.workers):
+            shutil.rmtree(deployment.data_dir(f"worker-{n + 1}"))
         changelogs = [t.name for t in settings.topology().all() if t.name.endswith("-changelog")]
         restored = _topic_records(deployment.kafka_config, changelogs)
         restart = time.monotonic()
@@ -186,7 +189,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
 
     return {
-        "workload": {**spec.__dict__, "events": len(events), "partitions": args.partitions},
+        "workload": {
+            **spec.__dict__,
+            "events": len(events),
+            "partitions": args.partitions,
+            "workers": args.workers,
+        },
         "throughput_events_per_s": round(throughput, 1),
         "end_to_end_s": round(elapsed, 2),
         "latency_ms": {
@@ -196,7 +204,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if latencies
             else None,
         },
-        "worker_peak_rss_mib": round(rss, 1),
+        "worker_peak_rss_mib": round(rss, 1),  # the largest worker
         "rocksdb_mib": round(rocksdb, 2),
         "recovery": {
             "changelog_records": restored,
@@ -216,6 +224,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--merge-conflict-rate", type=float, default=0.05)
     parser.add_argument("--events-after-login", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--probe-gap", type=float, default=0.1, help="seconds between probes")
