@@ -1,14 +1,15 @@
 """The faust application: topics and tables wired to the pure stages, nothing else.
 
-Three stages, each reading and writing only the table keyed like its own input stream (faust
-only serves the table partition of the current event):
+Five stages; each stateful one reads and writes only the table keyed like its own input stream
+(faust only serves the table partition of the current event), and data changes key only through
+a repartition topic:
 
-    identify-events --route--+--> ...-by-anonymous --link--+      table anonymous-ids
-      (any key)              |    (key: device profile id) |
-                             +-----------------------------+--> ...-by-profile --assemble--+
-                                                                (key: profileId)           |
-    profiles, profile-merges <-------------------------------------------------------------+
-    rejections <-- every stage                                    table profile-state
+    route      identify-events (any key)          -> decode, check, re-key        (stateless)
+    dedupe     ...-by-message (workspace+msgId)   -> drop retried messageIds      table message-ids
+    type       ...-by-workspace (workspaceId)     -> first-type-wins registry     table attribute-types
+    link       ...-by-anonymous (device)          -> device -> user ownership     table anonymous-ids
+    assemble   ...-by-profile (profileId)         -> profiles, profile-merges     table profile-state
+    every stage -> rejections
 
 All agents run with concurrency 1 under at-least-once processing. Every stage is idempotent
 (joins of registers, set-like membership), so a redelivered event changes nothing and its
