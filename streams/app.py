@@ -4,11 +4,11 @@ Five stages; each stateful one reads and writes only the table keyed like its ow
 (faust only serves the table partition of the current event), and data changes key only through
 a repartition topic:
 
-    route      identify-events (any key)          -> decode, check, re-key        (stateless)
-    dedupe     ...-by-message (workspace+msgId)   -> drop retried messageIds      table message-ids
-    type       ...-by-workspace (workspaceId)     -> first-type-wins registry     table attribute-types
-    link       ...-by-anonymous (device)          -> device -> user ownership     table anonymous-ids
-    assemble   ...-by-profile (profileId)         -> profiles, profile-merges     table profile-state
+    route     identify-events (any key)         decode, check, re-key     (stateless)
+    dedupe    ...-by-message (workspace+msgId)  drop retried messageIds   table message-ids
+    type      ...-by-workspace (workspaceId)    first-type-wins registry  table attribute-types
+    link      ...-by-anonymous (device)         device -> user ownership  table anonymous-ids
+    assemble  ...-by-profile (profileId)        profiles, profile-merges  table profile-state
     every stage -> rejections
 
 All agents run with concurrency 1 under at-least-once processing. Every stage is idempotent
