@@ -23,9 +23,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT
 
-from streams import assembly, deduplication, linking
+from streams import assembly, deduplication, linking, lookup
 from streams import attribute_types as attribute_types_stage
 from streams.accounting import Counters
 from streams.attribute_types import Catalog
@@ -99,7 +100,14 @@ def build_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_s / 3),
         web_enabled=True,
         web_bind=settings.web_bind,
+        web_host=settings.web_host,  # what other workers call to reach this one
         web_port=settings.web_port,
+        # faust's own pages would expose tables, the graph and stats: only ours are served.
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_metrics_enabled=False,
         autodiscover=False,
     )
     counters = Counters()
@@ -128,6 +136,8 @@ def build_app(settings: Settings) -> faust.App:
     )
     anonymous_ids = app.Table(ANONYMOUS_TABLE, partitions=settings.partitions, schema=json_values)
     profile_states = app.Table(PROFILE_TABLE, partitions=settings.partitions, schema=json_values)
+
+    _serve_lookups(app, settings, profile_states, anonymous_ids)
 
     async def send_all(emits: list[Emit]) -> None:
         for emit in emits:
@@ -191,3 +201,80 @@ def build_app(settings: Settings) -> faust.App:
         stateful(profile_states, assembly.on_command)
     )
     return app
+
+
+def _serve_lookups(
+    app: faust.App, settings: Settings, profile_states: faust.Table, anonymous_ids: faust.Table
+) -> None:
+    """The profile lookup pages (see streams.lookup), each answered by the owning worker."""
+    topology = settings.topology()
+    partitioner = DefaultPartitioner()
+    every_partition = list(range(settings.partitions))
+
+    def owner(table: faust.Table, changelog: str, key: str) -> str | None:
+        """URL of the worker holding ``key``; None when it is this one.
+
+        Computed from the key's own bytes, as the agents' producer placed it: faust's router
+        would JSON-encode a raw key first and pick the wrong worker.
+        """
+        partition = partitioner(key.encode(), every_partition, every_partition)
+        for url, topics in app.router.table_metadata(table.name).items():
+            if partition in topics.get(changelog, ()):
+                return None if url == str(app.conf.canonical_url) else url
+        raise LookupError("partition not assigned")
+
+    def refused(view: Any, request: Any) -> Any:
+        if settings.api_token and request.headers.get("Authorization") != (
+            f"Bearer {settings.api_token}"
+        ):
+            return view.json(
+                {"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": "Bearer"}
+            )
+        if app.rebalancing:
+            return view.json({"error": "rebalancing"}, status=503, headers={"Retry-After": "2"})
+        return None
+
+    async def ask(view: Any, request: Any, url: str, path: str) -> Any:
+        headers = {k: v for k, v in request.headers.items() if k == "Authorization"}
+        async with app.http_client.get(f"{url}{path}", headers=headers) as response:
+            return view.json(await response.json(), status=response.status)
+
+    async def owned_profile(view: Any, request: Any, profile_id: str) -> Any:
+        try:
+            url = owner(profile_states, topology.profile_state_changelog.name, profile_id)
+        except LookupError:
+            return view.json({"error": "rebalancing"}, status=503, headers={"Retry-After": "2"})
+        if url is not None:
+            return await ask(view, request, url, f"/profiles/{profile_id}")
+        found = lookup.profile_view(profile_states.get(profile_id), profile_id)
+        if found is None:
+            return view.json({"error": f"no profile {profile_id}"}, status=404)
+        return view.json(found)
+
+    @app.page("/profiles/{profile_id}")
+    async def by_profile_id(view: Any, request: Any, profile_id: str) -> Any:
+        """A profile by its profileId."""
+        return refused(view, request) or await owned_profile(view, request, profile_id)
+
+    @app.page("/workspaces/{workspace_id}/users/{user_id}")
+    async def by_user_id(view: Any, request: Any, workspace_id: str, user_id: str) -> Any:
+        """A known user's profile."""
+        profile_id = lookup.user_profile_id(workspace_id, user_id)
+        return refused(view, request) or await owned_profile(view, request, profile_id)
+
+    @app.page("/workspaces/{workspace_id}/anonymous/{anonymous_id}")
+    async def by_anonymous_id(view: Any, request: Any, workspace_id: str, anonymous_id: str) -> Any:
+        """The profile holding a device: asked of the device's worker, then of the profile's."""
+        if (stop := refused(view, request)) is not None:
+            return stop
+        key = lookup.device_key(workspace_id, anonymous_id)
+        try:
+            url = owner(anonymous_ids, topology.anonymous_ids_changelog.name, key)
+        except LookupError:
+            return view.json({"error": "rebalancing"}, status=503, headers={"Retry-After": "2"})
+        if url is not None:
+            return await ask(view, request, url, request.path)
+        profile_id = lookup.device_profile_id(anonymous_ids.get(key), key)
+        if profile_id is None:
+            return view.json({"error": f"no device {anonymous_id}"}, status=404)
+        return await owned_profile(view, request, profile_id)

@@ -17,6 +17,7 @@ set exists or when it came after the latest unset; absent otherwise.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from typing import Any
@@ -232,3 +233,37 @@ def render(state: ProfileState) -> dict[str, Any]:
         "updatedAt": state["updatedAt"],
         "lastMessageId": state["lastMessageId"],
     }
+
+
+def to_json_view(state: ProfileState) -> dict[str, Any]:
+    """The profile as plain JSON for the HTTP lookup: set attributes only, times in ISO-8601."""
+    values = current_values(state)
+    attributes: dict[str, Any] = {
+        name: values[name] for name in SYSTEM_ATTRIBUTES if name in values
+    }
+    for name, default in OPT_IN_DEFAULTS.items():
+        attributes.setdefault(name, default)
+    custom = {}
+    for key, value in sorted(values.items()):
+        if not key.startswith(CUSTOM_PREFIX):
+            continue
+        kind, payload = value
+        if kind == "datetime":
+            payload = _iso(payload)
+        elif kind == "json":
+            payload = json.loads(payload)
+        custom[key[len(CUSTOM_PREFIX) :]] = payload
+    return {
+        "profileId": state["profileId"],
+        "workspaceId": state["workspaceId"],
+        "userId": state["userId"],
+        "anonymousIds": state["anonymousIds"],
+        "attributes": {**attributes, "custom": custom},
+        "createdAt": _iso(state["createdAt"]),
+        "updatedAt": _iso(state["updatedAt"]),
+        "lastMessageId": state["lastMessageId"],
+    }
+
+
+def _iso(epoch_millis: int) -> str:
+    return dt.datetime.fromtimestamp(epoch_millis / 1000, dt.UTC).isoformat(timespec="milliseconds")

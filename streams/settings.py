@@ -26,6 +26,8 @@ class Settings:
     log_level: str = "info"
     web_bind: str = "127.0.0.1"  # the worker's HTTP pages (/counters/) stay local unless opened
     web_port: int = 6066
+    web_host: str = "127.0.0.1"  # how other workers reach this one's pages
+    api_token: str | None = None  # bearer token required by the lookup pages when set
     # How long a silent (crashed) worker keeps its partitions before the group moves them.
     session_timeout_s: float = 30.0
     commit_interval_s: float = 1.0
@@ -52,6 +54,8 @@ class Settings:
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
             web_bind=e.get("IDENTITY_STREAM_WEB_BIND", base.web_bind),
             web_port=int(e.get("IDENTITY_STREAM_WEB_PORT", base.web_port)),
+            web_host=e.get("IDENTITY_STREAM_WEB_HOST", base.web_host),
+            api_token=e.get("IDENTITY_STREAM_API_TOKEN") or None,
             dedupe_window_s=float(e.get("IDENTITY_STREAM_DEDUPE_WINDOW_S", base.dedupe_window_s)),
             commit_interval_s=float(
                 e.get("IDENTITY_STREAM_COMMIT_INTERVAL_S", base.commit_interval_s)
@@ -76,6 +80,7 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in another process (a worker)."""
         optional = {
+            "IDENTITY_STREAM_API_TOKEN": self.api_token,
             "IDENTITY_STREAM_BLOCKLIST_FILE": self.blocklist_file,
             "IDENTITY_STREAM_ATTRIBUTE_CATALOG": self.attribute_catalog,
         }
@@ -90,6 +95,7 @@ class Settings:
             "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
             "IDENTITY_STREAM_WEB_BIND": self.web_bind,
             "IDENTITY_STREAM_WEB_PORT": str(self.web_port),
+            "IDENTITY_STREAM_WEB_HOST": self.web_host,
             "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
             "IDENTITY_STREAM_COMMIT_INTERVAL_S": str(self.commit_interval_s),
             "IDENTITY_STREAM_DEDUPE_WINDOW_S": str(self.dedupe_window_s),

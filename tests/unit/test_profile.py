@@ -250,3 +250,20 @@ def test_json_objects_are_flagged_as_unsegmentable():
     prefs = ("identitystream.v1.JsonObject", {"json": '{"a": 1}'})
     state = fold_all([event(ts=1, user="u", set={"custom": {"prefs": prefs, "plan": "x"}})])
     assert profile.render(state)["unsegmentable"] == ["prefs"]
+
+
+def test_json_view_is_plain_json():
+    seen = ("identitystream.v1.DateTime", {"epochMillis": 1_700_000_000_123})
+    prefs = ("identitystream.v1.JsonObject", {"json": '{"a": 1}'})
+    state = fold_all(
+        [event(ts=1, user="u", set={"city": "Oslo", "custom": {"seen": seen, "prefs": prefs}})]
+    )
+    view = profile.to_json_view(state)
+    assert view["attributes"]["city"] == "Oslo"
+    assert view["attributes"]["whatsappOptIn"] == "OPTOUT"
+    assert view["attributes"]["custom"] == {
+        "prefs": {"a": 1},
+        "seen": "2023-11-14T22:13:20.123+00:00",
+    }
+    assert view["createdAt"] == "1970-01-01T00:00:00.001+00:00"
+    assert json.loads(json.dumps(view)) == view
