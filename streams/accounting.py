@@ -1,59 +1,109 @@
-"""Outcome counters: every input message ends applied (perhaps with a warning), duplicate, or
-rejected.
+"""Outcome counters and metrics: every input message ends applied (perhaps with a warning),
+duplicate, or rejected, and the worker says how many of each.
 
 Later stages can still refuse parts (a type mismatch, a refused merge); those are counted as
 warnings by reason, so ``in = applied + applied_with_warning + duplicate + rejected`` holds per
 worker and summed over workers. A message is counted where its outcome is decided: at the
 deduplication stage, or at the first stage when it has no messageId to deduplicate by.
+
+The numbers live in one Prometheus registry per worker: ``/metrics`` exposes it as is and
+``/counters/`` as a JSON summary.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
-from streams.outcomes import REJECTIONS, Emit
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from streams.outcomes import MERGES, PROFILES, REJECTIONS, Emit
+
+OUTCOMES = ("in", "applied", "applied_with_warning", "duplicate", "rejected")
 
 
 class Counters:
-    """In-process counters of one worker, read by the /counters page."""
+    """The worker's counters (Prometheus metrics in a registry of their own)."""
 
     def __init__(self) -> None:
-        self.outcomes: Counter[str] = Counter()
-        self.rejected: Counter[str] = Counter()
-        self.warnings: Counter[str] = Counter()
+        self.registry = CollectorRegistry()
+        self._events = Counter(
+            "identity_stream_events",
+            "Input messages by outcome (in = the rest summed)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._refusals = Counter(
+            "identity_stream_refusals",
+            "Rejection records by reason; scope=message refused it whole, part only a part",
+            ["reason", "scope"],
+            registry=self.registry,
+        )
+        self._outputs = Counter(
+            "identity_stream_outputs",
+            "Records published: profiles, tombstones, merges",
+            ["output"],
+            registry=self.registry,
+        )
+        self._rebalances = Counter(
+            "identity_stream_rebalances", "Partition assignments received", registry=self.registry
+        )
+        self._input_lag = Histogram(
+            "identity_stream_input_lag_seconds",
+            "Time from an input message's Kafka timestamp to its routing",
+            buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        for outcome in OUTCOMES:
+            self._events.labels(outcome)
 
     def count_input(self, emits: list[Emit]) -> None:
         """The outcome of one input message, from what was released for it (nothing: duplicate)."""
         refusals = [e.value for e in emits if e.output == REJECTIONS]
         whole = [r for r in refusals if r["wholeMessage"]]
-        self.outcomes["in"] += 1
+        self._events.labels("in").inc()
         if not emits:
-            self.outcomes["duplicate"] += 1
+            outcome = "duplicate"
         elif whole:
-            self.outcomes["rejected"] += 1
-            self.rejected[whole[-1]["reason"]] += 1
-        elif refusals:
-            self.outcomes["applied_with_warning"] += 1
+            outcome = "rejected"
         else:
-            self.outcomes["applied"] += 1
-        self.warnings.update(r["reason"] for r in refusals if not r["wholeMessage"])
+            outcome = "applied_with_warning" if refusals else "applied"
+        self._events.labels(outcome).inc()
+        self.count_later(emits)
 
     def count_later(self, emits: list[Emit]) -> None:
-        """Parts refused after the first stage (type mismatches, refused merges)."""
-        self.warnings.update(
-            e.value["reason"]
-            for e in emits
-            if e.output == REJECTIONS and not e.value["wholeMessage"]
-        )
+        """Refusals and outputs of any stage."""
+        for emit in emits:
+            if emit.output == REJECTIONS:
+                scope = "message" if emit.value["wholeMessage"] else "part"
+                self._refusals.labels(emit.value["reason"], scope).inc()
+            elif emit.output == PROFILES:
+                self._outputs.labels("tombstone" if emit.value is None else "profile").inc()
+            elif emit.output == MERGES:
+                self._outputs.labels("merge").inc()
+
+    def count_rebalance(self) -> None:
+        self._rebalances.inc()
+
+    def observe_input_lag(self, seconds: float) -> None:
+        self._input_lag.observe(max(seconds, 0.0))
+
+    def prometheus(self) -> bytes:
+        return generate_latest(self.registry)
 
     def snapshot(self) -> dict[str, Any]:
-        return {
-            "in": self.outcomes["in"],
-            "applied": self.outcomes["applied"],
-            "applied_with_warning": self.outcomes["applied_with_warning"],
-            "duplicate": self.outcomes["duplicate"],
-            "rejected": self.outcomes["rejected"],
-            "rejected_by_reason": dict(self.rejected),
-            "warnings_by_reason": dict(self.warnings),
+        """The JSON summary served at /counters/."""
+        summary: dict[str, Any] = {
+            outcome: int(self._value("identity_stream_events_total", outcome=outcome))
+            for outcome in OUTCOMES
         }
+        by_scope: dict[str, dict[str, int]] = {"message": {}, "part": {}}
+        for metric in self._refusals.collect():
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    by_scope[sample.labels["scope"]][sample.labels["reason"]] = int(sample.value)
+        summary["rejected_by_reason"] = by_scope["message"]
+        summary["warnings_by_reason"] = by_scope["part"]
+        return summary
+
+    def _value(self, name: str, **labels: str) -> float:
+        return self.registry.get_sample_value(name, labels) or 0.0

@@ -25,6 +25,7 @@ from typing import Any
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import EventT
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams import assembly, deduplication, linking, lookup
 from streams import attribute_types as attribute_types_stage
@@ -113,9 +114,22 @@ def build_app(settings: Settings) -> faust.App:
     counters = Counters()
 
     @app.page("/counters/")
-    async def show_counters(web: Any, request: Any) -> Any:
+    async def show_counters(view: Any, request: Any) -> Any:
         """Outcome counters of this worker since it started (JSON)."""
-        return web.json(counters.snapshot())
+        return view.json(counters.snapshot())
+
+    @app.page("/metrics")
+    async def show_metrics(view: Any, request: Any) -> Any:
+        """The same counters and more, for Prometheus."""
+        # aiohttp refuses a charset inside content_type; the text format is UTF-8 anyway
+        content_type = "; ".join(
+            part.strip() for part in CONTENT_TYPE_LATEST.split(";") if "charset" not in part
+        )
+        return view.bytes(counters.prometheus(), content_type=content_type)
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: faust.App, *args: Any, **kwargs: Any) -> None:
+        counters.count_rebalance()
 
     identify_events = app.topic(
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
@@ -150,6 +164,8 @@ def build_app(settings: Settings) -> faust.App:
         async for event in stream.events():
             message = event.message
             source = Source(message.topic, message.partition, message.offset)
+            if message.timestamp:
+                counters.observe_input_lag(time.time() - message.timestamp)
             routed = route(message.value, source, _now(), blocklists, settings.attributes)
             if routed.dedupe_key is None:
                 counters.count_input(routed.emits)

@@ -110,6 +110,15 @@ def _publish(args: argparse.Namespace) -> None:
         print(f"  {refusal['messageId']}: {refusal['reason']}: {refusal['message']}")
 
 
+def _counters(args: argparse.Namespace) -> None:
+    import urllib.request
+
+    settings = Settings.from_env()
+    url = args.url or f"http://{settings.web_host}:{settings.web_port}/counters/"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        print(json.dumps(json.load(response), indent=2))
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="identify-stream",
@@ -143,6 +152,9 @@ def parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--show", type=int, default=10, help="rejections to print with --wait")
     publish.set_defaults(func=_publish)
+    counters = sub.add_parser("counters", help="show a running worker's outcome counters")
+    counters.add_argument("--url", help="the worker's /counters/ URL (default: from settings)")
+    counters.set_defaults(func=_counters)
     profiles = sub.add_parser("profiles", help="print the latest profiles from the profiles topic")
     profiles.add_argument("--limit", type=int, default=20)
     profiles.set_defaults(func=_profiles)

@@ -1,6 +1,7 @@
 """Every input message is accounted for: in = applied (+ warning) + duplicate + rejected."""
 
 import random
+import urllib.request
 
 import pytest
 
@@ -63,6 +64,12 @@ def test_every_message_ends_applied_or_rejected(deployment):
     assert sum(counters["warnings_by_reason"].values()) == len(partial)
     assert counters["applied"] > 0
     assert counters["applied_with_warning"] > 0
+    worker = deployment.workers["worker-1"]
+    url = f"http://127.0.0.1:{worker.settings.web_port}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        metrics = response.read().decode()
+    assert 'identity_stream_events_total{outcome="in"}' in metrics
+    assert "identity_stream_input_lag_seconds_bucket" in metrics
     assert {"undecodable", "missing_identity", "missing_workspace"} <= set(
         counters["rejected_by_reason"]
     )

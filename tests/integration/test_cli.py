@@ -45,3 +45,6 @@ def test_publish_files_then_read_profiles(deployment, tmp_path):
         ["johndoe", "johnwick@example.com", "michael@example.com"]
     )
     assert cli(deployment, "publish", "--help").returncode == 0
+    url = f"http://127.0.0.1:{deployment.workers['worker-1'].settings.web_port}/counters/"
+    shown = json.loads(cli(deployment, "counters", "--url", url).stdout)
+    assert shown["duplicate"] == 3
