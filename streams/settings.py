@@ -24,6 +24,7 @@ class Settings:
     replication_factor: int = 1
     data_dir: Path = Path(".data")
     log_level: str = "info"
+    log_format: str = "text"  # or "json": one JSON object per line
     web_bind: str = "127.0.0.1"  # the worker's HTTP pages (/counters/) stay local unless opened
     web_port: int = 6066
     web_host: str = "127.0.0.1"  # how other workers reach this one's pages
@@ -52,6 +53,7 @@ class Settings:
             ),
             data_dir=Path(e.get("IDENTITY_STREAM_DATA_DIR", base.data_dir)),
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
+            log_format=e.get("IDENTITY_STREAM_LOG_FORMAT", base.log_format),
             web_bind=e.get("IDENTITY_STREAM_WEB_BIND", base.web_bind),
             web_port=int(e.get("IDENTITY_STREAM_WEB_PORT", base.web_port)),
             web_host=e.get("IDENTITY_STREAM_WEB_HOST", base.web_host),
@@ -93,6 +95,7 @@ class Settings:
             "IDENTITY_STREAM_REPLICATION_FACTOR": str(self.replication_factor),
             "IDENTITY_STREAM_DATA_DIR": str(self.data_dir),
             "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
+            "IDENTITY_STREAM_LOG_FORMAT": self.log_format,
             "IDENTITY_STREAM_WEB_BIND": self.web_bind,
             "IDENTITY_STREAM_WEB_PORT": str(self.web_port),
             "IDENTITY_STREAM_WEB_HOST": self.web_host,

@@ -17,5 +17,33 @@ def run_worker(settings: Settings) -> None:
         settings.replication_factor,
     )
     app = build_app(settings)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        logging_config=_json_logging(settings.log_level) if settings.log_format == "json" else None,
+    )
     worker.execute_from_commandline()
+
+
+def _json_logging(level: str) -> dict[str, object]:
+    """One JSON object per log line, for log shippers (IDENTITY_STREAM_LOG_FORMAT=json)."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "json": {
+                "()": "pythonjsonlogger.json.JsonFormatter",
+                "fmt": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s",
+                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+            }
+        },
+        "handlers": {
+            "stdout": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stdout",
+            }
+        },
+        "root": {"level": level.upper(), "handlers": ["stdout"]},
+    }

@@ -48,3 +48,12 @@ def test_publish_files_then_read_profiles(deployment, tmp_path):
     url = f"http://127.0.0.1:{deployment.workers['worker-1'].settings.web_port}/counters/"
     shown = json.loads(cli(deployment, "counters", "--url", url).stdout)
     assert shown["duplicate"] == 3
+
+
+def test_json_logs(deployment):
+    deployment.settings = deployment.settings.with_changes(log_format="json")
+    worker = deployment.start_worker()
+    lines = [line for line in worker.log_text().splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    assert any("Ready" in r["message"] for r in records)
+    assert {"time", "level", "logger", "message"} <= set(records[0])
