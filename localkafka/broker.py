@@ -23,6 +23,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 POM = PACKAGE_DIR / "pom.xml"
 LOG_CONFIG = PACKAGE_DIR / "log4j2.properties"
 DEFAULT_PORT = 39092
+# A second listener with SASL/PLAIN authentication (port + 2), so that clients' secured-cluster
+# settings are exercised against a real broker. Local test credentials, not a secret.
+SASL_USERNAME = "identity-stream"
+SASL_PASSWORD = "local-test-password"
 
 
 class BrokerError(RuntimeError):
@@ -39,6 +43,11 @@ def port() -> int:
 
 def bootstrap() -> str:
     return f"127.0.0.1:{port()}"
+
+
+def sasl_bootstrap() -> str:
+    """The SASL/PLAIN listener (user SASL_USERNAME, password SASL_PASSWORD)."""
+    return f"127.0.0.1:{port() + 2}"
 
 
 def _require(tool: str, what: str) -> str:
@@ -93,9 +102,15 @@ def _properties(data: Path) -> str:
             "node.id=1",
             f"controller.quorum.voters=1@127.0.0.1:{p + 1}",
             "controller.listener.names=CONTROLLER",
-            f"listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{p + 1}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{p}",
-            "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            f"listeners=PLAINTEXT://127.0.0.1:{p},CONTROLLER://127.0.0.1:{p + 1},"
+            f"SASL://127.0.0.1:{p + 2}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{p},SASL://127.0.0.1:{p + 2}",
+            "listener.security.protocol.map="
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms=PLAIN",
+            "listener.name.sasl.plain.sasl.jaas.config="
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'user_{SASL_USERNAME}="{SASL_PASSWORD}";',
             "inter.broker.listener.name=PLAINTEXT",
             f"log.dirs={data}",
             "num.partitions=1",
@@ -173,11 +188,11 @@ def start(timeout: float = 90.0) -> str:
     if status() is not None:
         return bootstrap()
     stop()  # a stale pid or a half-started process
-    for taken in (port(), port() + 1):
+    for taken in (port(), port() + 1, port() + 2):
         if _listening(taken):
             raise BrokerError(
                 f"port {taken} is taken by another process; stop it or choose other ports "
-                f"with LOCALKAFKA_PORT (broker) / LOCALKAFKA_PORT+1 (controller)"
+                "with LOCALKAFKA_PORT (broker; +1 controller, +2 SASL listener)"
             )
     libs = fetch_jars()
     data = home() / "data"

@@ -18,6 +18,7 @@ outputs are simply sent again: the earlier send may be what the crash lost.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -45,7 +46,7 @@ from streams.outcomes import (
     Source,
 )
 from streams.routing import route
-from streams.settings import Settings
+from streams.settings import Security, Settings
 from topology.avro import AvroCodec
 from topology.topics import (
     ANONYMOUS_TABLE,
@@ -64,6 +65,23 @@ def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
         value_serializer=AvroCodec(spec.schema) if spec.schema else "json",
         internal=False,
     )
+
+
+def _credentials(security: Security) -> faust.types.auth.CredentialsT | None:
+    """faust's view of the same security settings the confluent-kafka clients use."""
+    context = None
+    if security.protocol.endswith("SSL"):
+        context = ssl.create_default_context(cafile=security.ssl_ca_location)
+        if security.ssl_certificate_location:
+            context.load_cert_chain(security.ssl_certificate_location, security.ssl_key_location)
+    if security.protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=security.sasl_username,
+            password=security.sasl_password,
+            mechanism=security.sasl_mechanism,
+            ssl_context=context,
+        )
+    return faust.SSLCredentials(context) if context is not None else None
 
 
 def _broker_urls(bootstrap_servers: str) -> list[str]:
@@ -86,6 +104,7 @@ def build_app(settings: Settings) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap_servers),
+        broker_credentials=_credentials(settings.security),
         store="rocksdb://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,

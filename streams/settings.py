@@ -6,6 +6,7 @@ Every name is prefixed IDENTITY_STREAM_ except KAFKA_BOOTSTRAP_SERVERS, the de-f
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -13,6 +14,64 @@ from streams.custom_attributes import AttributePolicy, LongStrings
 from topology.topics import Topology, declare
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
+
+
+_SECURITY_ENV = {
+    "KAFKA_SECURITY_PROTOCOL": "protocol",
+    "KAFKA_SASL_MECHANISM": "sasl_mechanism",
+    "KAFKA_SASL_USERNAME": "sasl_username",
+    "KAFKA_SASL_PASSWORD": "sasl_password",
+    "KAFKA_SSL_CA_LOCATION": "ssl_ca_location",
+    "KAFKA_SSL_CERTIFICATE_LOCATION": "ssl_certificate_location",
+    "KAFKA_SSL_KEY_LOCATION": "ssl_key_location",
+}
+
+
+@dataclass(frozen=True)
+class Security:
+    """How every Kafka client of the project authenticates: faust's and confluent-kafka's alike.
+
+    From KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL), KAFKA_SASL_MECHANISM
+    (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD,
+    KAFKA_SSL_CA_LOCATION, KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION.
+    """
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "PLAIN"
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_ca_location: str | None = None
+    ssl_certificate_location: str | None = None
+    ssl_key_location: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Security:
+        return cls(**{attr: env[name] for name, attr in _SECURITY_ENV.items() if env.get(name)})
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            name: str(getattr(self, attr))
+            for name, attr in _SECURITY_ENV.items()
+            if getattr(self, attr) is not None
+        }
+
+    def librdkafka(self) -> dict[str, str]:
+        """confluent-kafka (librdkafka) properties."""
+        config = {"security.protocol": self.protocol}
+        if self.protocol.startswith("SASL"):
+            config |= {
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.sasl_username or "",
+                "sasl.password": self.sasl_password or "",
+            }
+        for attribute, key in (
+            ("ssl_ca_location", "ssl.ca.location"),
+            ("ssl_certificate_location", "ssl.certificate.location"),
+            ("ssl_key_location", "ssl.key.location"),
+        ):
+            if getattr(self, attribute):
+                config[key] = getattr(self, attribute)
+        return config
 
 
 @dataclass(frozen=True)
@@ -36,6 +95,7 @@ class Settings:
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
     standby_replicas: int = 0
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
+    security: Security = field(default_factory=Security)
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
     attribute_catalog: Path | None = None  # declared custom attribute types, by workspace
 
@@ -74,6 +134,7 @@ class Settings:
             attribute_catalog=Path(e["IDENTITY_STREAM_ATTRIBUTE_CATALOG"])
             if e.get("IDENTITY_STREAM_ATTRIBUTE_CATALOG")
             else None,
+            security=Security.from_env(e),
             blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
             if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
             else None,
@@ -87,6 +148,7 @@ class Settings:
             "IDENTITY_STREAM_ATTRIBUTE_CATALOG": self.attribute_catalog,
         }
         return {
+            **self.security.to_env(),
             **{name: str(path) for name, path in optional.items() if path is not None},
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "IDENTITY_STREAM_APP_ID": self.app_id,
@@ -116,4 +178,4 @@ class Settings:
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings shared by every confluent-kafka client of the project."""
-        return {"bootstrap.servers": self.bootstrap_servers}
+        return {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}

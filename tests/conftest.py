@@ -74,3 +74,13 @@ def deployment_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator:
 @pytest.fixture
 def deployment(deployment_factory) -> Deployment:
     return deployment_factory()
+
+
+@pytest.fixture
+def local_broker(kafka_bootstrap: str) -> str:
+    """The local broker's bootstrap address; skips when the tests run on another cluster."""
+    import localkafka
+
+    if kafka_bootstrap != localkafka.bootstrap():
+        pytest.skip("needs the local broker (its SASL listener)")
+    return kafka_bootstrap
