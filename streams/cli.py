@@ -119,6 +119,64 @@ def _counters(args: argparse.Namespace) -> None:
         print(json.dumps(json.load(response), indent=2))
 
 
+def _replay(args: argparse.Namespace) -> None:
+    import datetime as dt
+
+    from streams.replay import replay
+
+    since = None
+    if args.since:
+        moment = dt.datetime.fromisoformat(args.since)
+        since = int((moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp() * 1000)
+    settings = replay(Settings.from_env(), args.version, since)
+    print(f"version {args.version}: app id {settings.app_id}, topics {settings.topic_prefix}*")
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from streams.replay import compare
+
+    diff = compare(Settings.from_env(), args.prefix_a, args.prefix_b)
+    print(
+        f"{diff.same} profiles equal, {len(diff.changed)} differ, "
+        f"{len(diff.only_in_a)} only in {args.prefix_a or '(no prefix)'}, "
+        f"{len(diff.only_in_b)} only in {args.prefix_b or '(no prefix)'}"
+    )
+    for label, keys in (
+        ("differs", diff.changed),
+        ("only in a", diff.only_in_a),
+        ("only in b", diff.only_in_b),
+    ):
+        for key in keys[: args.show]:
+            print(f"  {label}: {key}")
+    if not diff.equal:
+        sys.exit(1)
+
+
+def _get(args: argparse.Namespace) -> None:
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    settings = Settings.from_env()
+    base = args.url or f"http://{settings.web_host}:{settings.web_port}"
+    quote = urllib.parse.quote
+    if args.profile:
+        path = f"/profiles/{quote(args.profile)}"
+    elif args.user:
+        path = f"/workspaces/{quote(args.workspace)}/users/{quote(args.user)}"
+    else:
+        path = f"/workspaces/{quote(args.workspace)}/anonymous/{quote(args.anonymous)}"
+    request = urllib.request.Request(base + path)
+    if settings.api_token:
+        request.add_header("Authorization", f"Bearer {settings.api_token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            print(json.dumps(json.load(response), indent=2))
+    except urllib.error.HTTPError as error:
+        print(json.dumps(json.load(error)), file=sys.stderr)
+        sys.exit(1)
+
+
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="identify-stream",
@@ -152,6 +210,30 @@ def parser() -> argparse.ArgumentParser:
     )
     publish.add_argument("--show", type=int, default=10, help="rejections to print with --wait")
     publish.set_defaults(func=_publish)
+    get = sub.add_parser("get", help="look a profile up through a running worker")
+    who = get.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="userId")
+    who.add_argument("--anonymous", help="anonymousId")
+    who.add_argument("--profile", help="profileId")
+    get.add_argument("--workspace", default="default")
+    get.add_argument("--url", help="a worker's base URL (default: from settings)")
+    get.set_defaults(func=_get)
+    replay = sub.add_parser(
+        "replay",
+        help="rebuild all state from the input topic into a new version",
+        description="Runs a worker with app id <app id>-VERSION and topics <prefix>VERSION.* "
+        "over the whole input topic (or from --since), then stops it.",
+    )
+    replay.add_argument("version", help="a name for the new version, e.g. v2")
+    replay.add_argument("--since", help="ISO-8601 time to start from (default: the beginning)")
+    replay.set_defaults(func=_replay)
+    compare = sub.add_parser(
+        "compare", help="compare the profiles of two versions (exit 1 when they differ)"
+    )
+    compare.add_argument("prefix_a", help="topic prefix of the first version ('' for none)")
+    compare.add_argument("prefix_b", help="topic prefix of the second version")
+    compare.add_argument("--show", type=int, default=5, help="differing ids to print")
+    compare.set_defaults(func=_compare)
     counters = sub.add_parser("counters", help="show a running worker's outcome counters")
     counters.add_argument("--url", help="the worker's /counters/ URL (default: from settings)")
     counters.set_defaults(func=_counters)

@@ -134,7 +134,12 @@ class Deployment:
         self.stop_workers()
         own = {spec.name for spec in self.topology.all()}
         existing = AdminClient(self.kafka_config).list_topics(timeout=30).topics
-        internal = {name for name in existing if name.startswith(f"{self.settings.app_id}-")}
+        internal = {
+            name
+            for name in existing
+            if name.startswith(f"{self.settings.app_id}-")
+            or (self.settings.topic_prefix and name.startswith(self.settings.topic_prefix))
+        }
         delete_topics(self.kafka_config, sorted((own & existing.keys()) | internal))
         for name in self.workers:
             shutil.rmtree(self.data_dir(name), ignore_errors=True)

@@ -79,6 +79,7 @@ class Settings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     app_id: str = "identity-stream"
     topic_prefix: str = ""
+    input_topic: str | None = None  # default: <prefix>identify-events
     partitions: int = 4
     replication_factor: int = 1
     data_dir: Path = Path(".data")
@@ -107,6 +108,7 @@ class Settings:
             bootstrap_servers=e.get("KAFKA_BOOTSTRAP_SERVERS", base.bootstrap_servers),
             app_id=e.get("IDENTITY_STREAM_APP_ID", base.app_id),
             topic_prefix=e.get("IDENTITY_STREAM_TOPIC_PREFIX", base.topic_prefix),
+            input_topic=e.get("IDENTITY_STREAM_INPUT_TOPIC") or None,
             partitions=int(e.get("IDENTITY_STREAM_PARTITIONS", base.partitions)),
             replication_factor=int(
                 e.get("IDENTITY_STREAM_REPLICATION_FACTOR", base.replication_factor)
@@ -143,6 +145,7 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in another process (a worker)."""
         optional = {
+            "IDENTITY_STREAM_INPUT_TOPIC": self.input_topic,
             "IDENTITY_STREAM_API_TOKEN": self.api_token,
             "IDENTITY_STREAM_BLOCKLIST_FILE": self.blocklist_file,
             "IDENTITY_STREAM_ATTRIBUTE_CATALOG": self.attribute_catalog,
@@ -174,7 +177,7 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
     def topology(self) -> Topology:
-        return declare(self.app_id, self.topic_prefix, self.partitions)
+        return declare(self.app_id, self.topic_prefix, self.partitions, self.input_topic)
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings shared by every confluent-kafka client of the project."""

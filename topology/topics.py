@@ -100,16 +100,19 @@ def _changelog(app_id: str, table: str, partitions: int) -> TopicSpec:
     )
 
 
-def declare(app_id: str, prefix: str = "", partitions: int = 4) -> Topology:
+def declare(
+    app_id: str, prefix: str = "", partitions: int = 4, input_topic: str | None = None
+) -> Topology:
     """The topics of one deployment: ``app_id`` names faust's changelogs, ``prefix`` all others,
-    so several deployments (and tests) can share a cluster."""
+    so several deployments (and tests) can share a cluster. A replay reads another deployment's
+    input (``input_topic``) into topics of its own."""
     return Topology(
         message_ids_changelog=_changelog(app_id, MESSAGE_IDS_TABLE, partitions),
         attribute_types_changelog=_changelog(app_id, ATTRIBUTE_TYPES_TABLE, partitions),
         anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_TABLE, partitions),
         profile_state_changelog=_changelog(app_id, PROFILE_TABLE, partitions),
         identify_events=TopicSpec(
-            name=f"{prefix}identify-events",
+            name=input_topic or f"{prefix}identify-events",
             partitions=partitions,
             key="any (producers choose; events of one person may be on several partitions)",
             value="IdentifyEvent (Avro single-object)",

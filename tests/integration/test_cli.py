@@ -1,12 +1,15 @@
 """The command line, run as a user runs it, against a real worker."""
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+from streams.workload import WorkloadSpec, generate
 from tests.unit.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
 
 pytestmark = pytest.mark.integration
@@ -57,3 +60,28 @@ def test_json_logs(deployment):
     records = [json.loads(line) for line in lines]  # every line is one JSON object
     assert any("Ready" in r["message"] for r in records)
     assert {"time", "level", "logger", "message"} <= set(records[0])
+
+
+def test_replay_twice_compares_equal(deployment):
+    messages = generate(WorkloadSpec(people=60, seed=21))
+    deployment.start_worker()
+    deployment.publish(messages[:200])
+    time.sleep(1.5)
+    midway = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=0.5)
+    deployment.publish(messages[200:])
+    deployment.wait_processed()
+    deployment.stop_workers()
+    prefix = deployment.settings.topic_prefix
+
+    for version in ("v1", "v2"):
+        replayed = cli(deployment, "replay", version)
+        assert replayed.returncode == 0, replayed.stderr
+    same = cli(deployment, "compare", prefix, f"{prefix}v1.")
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert cli(deployment, "compare", f"{prefix}v1.", f"{prefix}v2.").returncode == 0
+
+    late = cli(deployment, "replay", "late", "--since", midway.isoformat())  # Kafka time
+    assert late.returncode == 0, late.stderr
+    differs = cli(deployment, "compare", prefix, f"{prefix}late.")
+    assert differs.returncode == 1
+    assert "differ" in differs.stdout
