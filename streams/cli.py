@@ -139,7 +139,9 @@ def _compare(args: argparse.Namespace) -> None:
     print(
         f"{diff.same} profiles equal, {len(diff.changed)} differ, "
         f"{len(diff.only_in_a)} only in {args.prefix_a or '(no prefix)'}, "
-        f"{len(diff.only_in_b)} only in {args.prefix_b or '(no prefix)'}"
+        f"{len(diff.only_in_b)} only in {args.prefix_b or '(no prefix)'}; "
+        f"merges {'equal' if diff.merges_equal else 'differ'}, "
+        f"rejections {'equal' if diff.rejections_equal else 'differ'}"
     )
     for label, keys in (
         ("differs", diff.changed),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,9 @@ from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
 from streams.harness import Deployment
-from streams.readback import lag, latest_by_key
+from streams.readback import lag, latest_by_key, read_all
 from streams.settings import Settings
-from topology.avro import PROFILE
+from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
 from topology.topics import declare
 
 
@@ -79,24 +80,44 @@ class Difference:
     only_in_b: list[str]
     changed: list[str]
     same: int
+    merges_equal: bool
+    rejections_equal: bool
 
     @property
     def equal(self) -> bool:
-        return not (self.only_in_a or self.only_in_b or self.changed)
+        profiles_equal = not (self.only_in_a or self.only_in_b or self.changed)
+        return profiles_equal and self.merges_equal and self.rejections_equal
+
+
+def _links(merges: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    # A merge's snapshot depends on how much of the device's history had arrived; what it
+    # decides does not.
+    fields = ("anonymousId", "intoProfileId", "userId", "eventTime", "causeMessageId")
+    return {key: tuple(m[f] for f in fields) for key, m in merges.items()}
+
+
+def _refusals(records: list[tuple[str | None, Any, int]]) -> Counter[tuple[Any, ...]]:
+    fields = ("reason", "messageId", "subject", "sourcePartition", "sourceOffset")
+    return Counter(tuple(value[f] for f in fields) for _, value, _ in records)
 
 
 def compare(settings: Settings, prefix_a: str, prefix_b: str) -> Difference:
-    """Compare the latest profiles on two versions' profiles topics."""
-
-    def profiles(prefix: str) -> dict[str, Any]:
-        topic = declare(settings.app_id, prefix, settings.partitions).profiles.name
-        return latest_by_key(settings.kafka_config(), topic, PROFILE.decode)
-
-    a, b = profiles(prefix_a), profiles(prefix_b)
+    """Compare two versions: latest profiles, device links, and rejections."""
+    config = settings.kafka_config()
+    topics = [declare(settings.app_id, p, settings.partitions) for p in (prefix_a, prefix_b)]
+    a, b = (latest_by_key(config, t.profiles.name, PROFILE.decode) for t in topics)
+    merges_a, merges_b = (
+        _links(latest_by_key(config, t.profile_merges.name, PROFILE_MERGE.decode)) for t in topics
+    )
+    refusals_a, refusals_b = (
+        _refusals(read_all(config, t.rejections.name, REJECTION.decode)) for t in topics
+    )
     changed = sorted(key for key in a.keys() & b.keys() if a[key] != b[key])
     return Difference(
         only_in_a=sorted(a.keys() - b.keys()),
         only_in_b=sorted(b.keys() - a.keys()),
         changed=changed,
         same=len(a.keys() & b.keys()) - len(changed),
+        merges_equal=merges_a == merges_b,
+        rejections_equal=refusals_a == refusals_b,
     )
