@@ -44,7 +44,6 @@ class Outputs:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     merges: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejections: list[dict[str, Any]] = field(default_factory=list)
-    profile_versions: int = 0
 
 
 def _partition(key: str | None, partitions: int, rng: random.Random) -> int:
@@ -99,7 +98,6 @@ def simulate(
             if e.output in (BY_MESSAGE, BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE):
                 put(e.output, e.key, _json(e.value))
             elif e.output == PROFILES:
-                out.profile_versions += 1
                 if e.value is None:
                     out.profiles.pop(e.key, None)
                 else:
