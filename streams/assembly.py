@@ -18,7 +18,7 @@ from typing import Any
 
 from streams import profile
 from streams.events import from_json
-from streams.outcomes import PROFILES, Emit
+from streams.outcomes import BY_ANONYMOUS, PROFILES, Emit
 
 Assembled = dict[str, Any]  # {"own": ProfileState | None, "members": {device key: ProfileState}}
 
@@ -29,28 +29,53 @@ def on_command(
     """Apply one command; return the new record (None once empty) and the profile to publish."""
     own = assembled["own"] if assembled else None
     members: dict[str, profile.ProfileState] = dict(assembled["members"]) if assembled else {}
+    erased: list[Any] | None = assembled.get("erasedAt") if assembled else None
+    # Devices an erasure sent away: told again on a redelivered erasure (the first telling may
+    # have been lost with a crash, while the table already shows them gone).
+    sent_away: list[str] = list(assembled.get("erasedMembers", [])) if assembled else []
+    emits: list[Emit] = []
     op = command["op"]
-    if op == "event":
-        own = profile.fold(own, from_json(command["event"]), profile_id)
-    elif op == "member":
-        member = command["member"]
-        members[member] = profile.fold(members.get(member), from_json(command["event"]), member)
+    if op in ("event", "member"):
+        event = from_json(command["event"])
+        if event.erase:
+            erased = max(erased or list(event.stamp), list(event.stamp))
+            own = profile.forget(own, erased)
+            sent_away = sorted({*sent_away, *members})
+            for member in sent_away:  # the person's devices are forgotten too
+                emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
+            members = {}
+        elif erased is not None and list(event.stamp) <= erased:
+            pass  # older than an erasure: stays forgotten, even when it arrives late
+        elif op == "event":
+            own = profile.fold(own, event, profile_id)
+        else:
+            member = command["member"]
+            members[member] = profile.fold(members.get(member), event, member)
     elif op == "attach":
-        member, state = command["member"], command["state"]
-        members[member] = profile.join(members[member], state) if member in members else state
+        member, claim = command["member"], command.get("claim")
+        if erased is not None and claim is not None and claim <= erased:
+            # A login from before this user's erasure, arrived late: that link is erased too.
+            emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
+        else:
+            state = profile.forget(command["state"], erased) if erased else command["state"]
+            if state is not None:
+                known = members.get(member)
+                members[member] = state if known is None else profile.join(known, state)
     elif op == "detach":
         members.pop(command["member"], None)
     else:
         raise ValueError(f"unknown command {op!r}")
 
+    record: Assembled = {"own": own, "members": members}
+    if erased:
+        record |= {"erasedAt": erased, "erasedMembers": sent_away}
     if own is None and not members:
-        # Everything left (a device moved to its user): the profile no longer exists. The
-        # tombstone goes out even if the record was already gone: this may be a redelivery whose
-        # first tombstone was lost with a crash.
-        return None, [Emit(PROFILES, profile_id, None)]
-    return {"own": own, "members": members}, [
-        Emit(PROFILES, profile_id, profile.render(combine(own, members, profile_id)))
-    ]
+        # Nothing left (a device moved to its user, or the person was erased): the profile no
+        # longer exists. The tombstone goes out even if the record was already gone: this may be
+        # a redelivery whose first tombstone was lost with a crash. An erasure is remembered.
+        return (record if erased else None), [*emits, Emit(PROFILES, profile_id, None)]
+    rendered = profile.render(combine(own, members, profile_id))
+    return record, [*emits, Emit(PROFILES, profile_id, rendered)]
 
 
 def combine(

@@ -68,6 +68,12 @@ class IdentifyEvent:
     increment: dict[str, int | float] = field(default_factory=dict)
     append: dict[str, list[Any]] = field(default_factory=dict)
     remove: dict[str, list[Any]] = field(default_factory=dict)
+    erase: bool = False
+
+    @property
+    def stamp(self) -> tuple[int, str]:
+        """(event time, messageId): the total order of events."""
+        return (self.timestamp, self.message_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +186,8 @@ def parse_identify(
         - to_set.keys()
     )
     increment, append, remove = _operations(record, policy, rejections)
+    if record.get("erase"):  # an erasure carries no data
+        to_set, to_set_once, unset, increment, append, remove = {}, {}, frozenset(), {}, {}, {}
     event = IdentifyEvent(
         message_id=message_id,
         timestamp=epoch_millis(record["timestamp"]),
@@ -193,6 +201,7 @@ def parse_identify(
         increment=increment,
         append=append,
         remove=remove,
+        erase=bool(record.get("erase")),
     )
     return Parsed(event, rejections)
 
@@ -237,6 +246,7 @@ def to_json(event: IdentifyEvent) -> dict[str, Any]:
         "increment": event.increment,
         "append": event.append,
         "remove": event.remove,
+        "erase": event.erase,
     }
 
 
@@ -254,4 +264,5 @@ def from_json(data: dict[str, Any]) -> IdentifyEvent:
         increment=data.get("increment", {}),
         append=data.get("append", {}),
         remove=data.get("remove", {}),
+        erase=data.get("erase", False),
     )

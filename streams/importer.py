@@ -48,7 +48,7 @@ ALIASES = {
     "customAttributes": "custom",
     "x-request-id": "messageId",
 }
-ENVELOPE = ("messageId", "timestamp", "workspaceId", "anonymousId", "userId", "profileId")
+ENVELOPE = ("messageId", "timestamp", "workspaceId", "anonymousId", "userId", "profileId", "erase")
 OPERATIONS = ("setOnce", "unset", "unsetCustom", "increment", "append", "remove")
 OPT_INS = {name for name in SYSTEM_ATTRIBUTES if name.endswith("OptIn")}
 # NotifyVisitors' state 2: bounced for email, invalid for the phone channels
@@ -134,6 +134,7 @@ def to_record(payload: dict[str, Any], workspace_id: str, now_ms: int) -> dict[s
         "userId": _text(flat.get("userId")),
         "profileId": _text(flat.get("profileId")),
         "set": {**system, "custom": {k: custom_value(v) for k, v in custom.items()}},
+        "erase": bool(flat.get("erase", False)),
     }
     for op in OPERATIONS:
         if op in flat:

@@ -56,6 +56,9 @@ def on_anonymous_event(
     record: AnonymousRecord | None, key: str, payload: dict[str, Any], now: int
 ) -> tuple[AnonymousRecord, list[Emit]]:
     """Apply one event naming this anonymous id; return the new record and what to send on."""
+    if "erase" in payload:  # the device's owner was erased: forget the device too
+        assert record is not None, "only a profile that holds the device cascades to it"
+        return _erase(record, key, payload["erase"], None)
     event = from_json(payload["event"])
     anonymous_id = event.anonymous_id
     assert anonymous_id is not None
@@ -66,6 +69,17 @@ def on_anonymous_event(
             "owner": None,
             "state": None,
         }
+    if event.erase:
+        return _erase(record, key, list(event.stamp), event)
+    erased = record.get("erasedAt")
+    if erased is not None and list(event.stamp) <= erased:
+        # Older than the device's erasure: forgotten. A login's own data still goes to its user,
+        # whose profile applies its own erasure, if any.
+        if event.user_id is None:
+            return record, []
+        user_profile = derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)
+        data = {"op": "event", "event": to_json(replace(event, anonymous_id=None))}
+        return record, [Emit(BY_PROFILE, user_profile, {**data, "source": payload["source"]})]
     # A's slice gets the whole of an anonymous event, but only A's presence from a claim: the
     # claim's data belongs to the user it names, whoever ends up owning A.
     part = event if event.user_id is None else _presence(event)
@@ -91,6 +105,9 @@ def on_anonymous_event(
         # transition again; every receiver applies it idempotently.
         emits += _transition_emits(record, key, user_profile, now)
     elif owner is not None and owner["userId"] == claim["userId"]:
+        # The owner's latest login too: it relinks the device if an erasure forgets the first.
+        latest = record.get("lastClaim") or owner
+        record = {**record, "lastClaim": max(latest, claim, key=_stamp)}
         if _stamp(claim) < _stamp(owner):
             # The same user's earlier login: the link now dates from it, whatever arrived first.
             transition = {**record["transition"], "claim": claim}
@@ -106,7 +123,13 @@ def on_anonymous_event(
             "before": before,
         }
         homes = sorted({*record.get("homes", [key]), user_profile})
-        record = {**record, "owner": claim, "transition": transition, "homes": homes}
+        record = {
+            **record,
+            "owner": claim,
+            "lastClaim": claim,
+            "transition": transition,
+            "homes": homes,
+        }
         return record, emits + _transition_emits(record, key, user_profile, now)
     else:
         emits.append(_refusal(claim, owner, anonymous_id, event.workspace_id, now))
@@ -128,7 +151,7 @@ def _transition_emits(record: AnonymousRecord, key: str, user_profile: str, now:
         if home != user_profile
     ]
     emits += [
-        Emit(BY_PROFILE, user_profile, {"op": "attach", "member": key, "state": record["state"]}),
+        Emit(BY_PROFILE, user_profile, _attach(record, key)),
         Emit(MERGES, key, _merge_record(record, key, user_profile, transition)),
     ]
     displaced: Claim | None = transition["displacedClaim"]
@@ -136,6 +159,61 @@ def _transition_emits(record: AnonymousRecord, key: str, user_profile: str, now:
         owner = record["owner"]
         emits.append(_refusal(displaced, owner, record["anonymousId"], record["workspaceId"], now))
     return emits
+
+
+def _erase(
+    record: AnonymousRecord, key: str, stamp: list[Any], request: IdentifyEvent | None
+) -> tuple[AnonymousRecord, list[Emit]]:
+    """Forget the device up to ``stamp``; a link from before then is forgotten too.
+
+    ``request`` is the erasure call itself when it named this device: the device's own
+    (anonymous) profile is erased, and the user the call also names, if any. Erasing a device
+    leaves the rest of its user's profile alone; erasing a user erases all of its devices.
+    """
+    erased = max(record.get("erasedAt") or stamp, stamp)
+    owner = record["owner"]
+    state = profile.forget(record["state"], erased)
+    emits: list[Emit] = []
+    if request is not None:
+        targets = {key}
+        if request.user_id is not None:
+            targets.add(derive_profile_id(request.workspace_id, IdKind.USER, request.user_id))
+        erase = {"op": "event", "event": to_json(replace(request, anonymous_id=None))}
+        emits += [Emit(BY_PROFILE, target, erase) for target in sorted(targets)]
+    if owner is not None and [owner["ts"], owner["messageId"]] <= erased:
+        latest = record.get("lastClaim")
+        if latest is not None and [latest["ts"], latest["messageId"]] > erased:
+            # The same user logged in on the device again after the erasure: linked from then.
+            owner = latest
+            record = {**record, "transition": {**record["transition"], "claim": latest}}
+        else:
+            owner = None  # the link is forgotten: the device is anonymous again
+    if owner is None:
+        # The link is gone, and the device leaves every profile it lived in: what it sent there
+        # after the erasure (in flight while the erasure travelled) comes back below, to its own
+        # profile. Sent again on every redelivery, since the first sending may have been lost.
+        emits.append(Emit(MERGES, key, None))
+        emits += [
+            Emit(BY_PROFILE, home, {"op": "detach", "member": key})
+            for home in record.get("homes", [key])
+            if home != key
+        ]
+        record = {**record, "transition": None}
+    record = {**record, "owner": owner, "state": state, "erasedAt": erased}
+    holder = _owner_profile(record, key)
+    if owner is not None:  # its copy of the device still holds what was just forgotten
+        emits.append(Emit(BY_PROFILE, holder, {"op": "detach", "member": key}))
+    if state is not None:
+        # What the device did after the erasure stays, with whoever holds the device now.
+        emits.append(Emit(BY_PROFILE, holder, _attach(record, key)))
+    return record, emits
+
+
+def _attach(record: AnonymousRecord, key: str) -> dict[str, Any]:
+    """The attach command for the device's current holder, with the login that makes it so."""
+    owner = record["owner"]
+    claim = [owner["ts"], owner["messageId"]] if owner else None
+    return {"op": "attach", "member": key, "state": record["state"], "claim": claim}
 
 
 def _presence(event: IdentifyEvent) -> IdentifyEvent:

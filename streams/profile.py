@@ -143,6 +143,43 @@ def _prune(
     return pruned
 
 
+def forget(state: ProfileState | None, stamp: list[Any]) -> ProfileState | None:
+    """The state without anything written at or before ``stamp`` (an erasure); None if empty.
+
+    Erasing is a floor on every register: joining an erased state with anything older gives the
+    erased state again, so erasure keeps the fold order-independent.
+    """
+    if state is None:
+        return None
+    floor = (stamp[0], stamp[1])
+
+    def after(entry: list[Any]) -> bool:
+        return (entry[0], entry[1]) > floor
+
+    lww = {k: r for k, r in state["lww"].items() if after(r)}
+    once = {k: r for k, r in state["once"].items() if after(r)}
+    nested = {
+        name: {
+            key: kept
+            for key, entries in state.get(name, {}).items()
+            if (kept := {e: v for e, v in entries.items() if after(v)})
+        }
+        for name in ("incr", "adds", "rems")
+    }
+    times = [r[0] for r in (*lww.values(), *once.values())] + [
+        v[0]
+        for entries in nested.values()
+        for per_key in entries.values()
+        for v in per_key.values()
+    ]
+    if not times and (state["updatedAt"], state["lastMessageId"]) <= floor:
+        return None  # nothing happened after the erasure
+    # Which events came after the erasure is not kept, only their writes: the earliest surviving
+    # write (else the latest event) stands for the profile's creation.
+    created = min(times) if times else state["updatedAt"]
+    return {**state, "lww": lww, "once": once, **nested, "createdAt": created}
+
+
 def fold(state: ProfileState | None, event: IdentifyEvent, profile_id: str) -> ProfileState:
     """Apply one event to a profile (or start one)."""
     single = from_event(event, profile_id)

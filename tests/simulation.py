@@ -103,7 +103,10 @@ def simulate(
                 else:
                     out.profiles[e.key] = _wire(PROFILE, e.value)
             elif e.output == MERGES:
-                out.merges[e.key] = _wire(PROFILE_MERGE, e.value)
+                if e.value is None:
+                    out.merges.pop(e.key, None)
+                else:
+                    out.merges[e.key] = _wire(PROFILE_MERGE, e.value)
             elif e.output == REJECTIONS:
                 out.rejections.append(_wire(REJECTION, e.value))
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from streams.workload import WorkloadSpec, generate
+from tests.factories import identify
 from tests.unit.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
 
 pytestmark = pytest.mark.integration
@@ -85,3 +86,26 @@ def test_replay_twice_compares_equal(deployment):
     differs = cli(deployment, "compare", prefix, f"{prefix}late.")
     assert differs.returncode == 1
     assert "differ" in differs.stdout
+
+
+def test_an_erased_person_stays_erased_after_a_rebuild(deployment):
+    person = [
+        identify(ts=1, anon="dev-e", set={"city": "Oslo"}),
+        identify(ts=2, anon="dev-e", user="gone", set={"email": "gone@example.com"}),
+        identify(ts=3, user="stays", set={"city": "Rome"}),
+    ]
+    forget = {**identify(ts=10, user="gone"), "erase": True}
+    deployment.start_worker()
+    deployment.publish([(r["userId"] or r["anonymousId"], r) for r in person])
+    deployment.wait_processed()
+    deployment.publish(
+        [("gone", forget), ("late", identify(ts=5, anon="dev-e", set={"city": "x"}))]
+    )
+    deployment.wait_processed()
+    assert [p["userId"] for p in deployment.profiles().values()] == ["stays"]
+    assert deployment.merges() == {}
+    deployment.stop_workers()
+
+    prefix = deployment.settings.topic_prefix
+    assert cli(deployment, "replay", "rebuilt").returncode == 0
+    assert cli(deployment, "compare", prefix, f"{prefix}rebuilt.").returncode == 0

@@ -118,3 +118,9 @@ def test_jsonl_and_csv_files(tmp_path):
     assert record["set"]["phone"] == "+551155256325"
     assert record["set"]["emailOptIn"] == "OPTIN"
     assert record["set"]["custom"] == {"visits": ("long", 3), "vip": ("boolean", False)}
+
+
+def test_an_erasure_line():
+    record = to_record({"userID": "michael@example.com", "erase": True}, "acme", NOW)
+    assert record["erase"] is True
+    assert event_of({"userID": "michael@example.com", "erase": True})[1].event.erase
