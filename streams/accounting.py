@@ -12,13 +12,43 @@ The numbers live in one Prometheus registry per worker: ``/metrics`` exposes it 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from streams.outcomes import MERGES, PROFILES, REJECTIONS, Emit
 
 OUTCOMES = ("in", "applied", "applied_with_warning", "duplicate", "rejected")
+
+# name -> (estimated keys, bytes on disk) of the table partitions this worker serves
+TableSizes = Callable[[], dict[str, tuple[int, int]]]
+
+
+class _TableCollector(Collector):
+    """Table sizes read when scraped: they are the store's to know, not ours to count."""
+
+    def __init__(self, sizes: TableSizes) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterator[Metric]:
+        keys = GaugeMetricFamily(
+            "identity_stream_table_keys",
+            "Estimated keys in the table partitions this worker serves (RocksDB's estimate)",
+            labels=["table"],
+        )
+        size = GaugeMetricFamily(
+            "identity_stream_table_bytes",
+            "Bytes of the table partitions this worker serves (SST files and memtables)",
+            labels=["table"],
+        )
+        for table, (count, nbytes) in sorted(self._sizes().items()):
+            keys.add_metric([table], count)
+            size.add_metric([table], nbytes)
+        yield keys
+        yield size
 
 
 class Counters:
@@ -81,6 +111,9 @@ class Counters:
             elif emit.output == MERGES:
                 self._outputs.labels("merge").inc()
 
+    def watch_tables(self, sizes: TableSizes) -> None:
+        self.registry.register(_TableCollector(sizes))
+
     def count_rebalance(self) -> None:
         self._rebalances.inc()
 
@@ -103,7 +136,14 @@ class Counters:
                     by_scope[sample.labels["scope"]][sample.labels["reason"]] = int(sample.value)
         summary["rejected_by_reason"] = by_scope["message"]
         summary["warnings_by_reason"] = by_scope["part"]
+        summary["tables"] = {
+            sample.labels["table"]: int(sample.value)
+            for sample in self._samples("identity_stream_table_keys")
+        }
         return summary
+
+    def _samples(self, name: str) -> list[Any]:
+        return [s for metric in self.registry.collect() for s in metric.samples if s.name == name]
 
     def _value(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0

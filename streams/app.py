@@ -171,6 +171,9 @@ def build_app(settings: Settings) -> faust.App:
     profile_states = app.Table(PROFILE_TABLE, partitions=settings.partitions, schema=json_values)
 
     _serve_lookups(app, settings, profile_states, anonymous_ids)
+    counters.watch_tables(
+        lambda: _table_sizes([message_ids, attribute_types, anonymous_ids, profile_states])
+    )
 
     async def send_all(emits: list[Emit]) -> None:
         for emit in emits:
@@ -185,7 +188,14 @@ def build_app(settings: Settings) -> faust.App:
             source = Source(message.topic, message.partition, message.offset)
             if message.timestamp:
                 counters.observe_input_lag(time.time() - message.timestamp)
-            routed = route(message.value, source, _now(), blocklists, settings.attributes)
+            routed = route(
+                message.value,
+                source,
+                _now(),
+                blocklists,
+                settings.attributes,
+                settings.after_erasure,
+            )
             if routed.dedupe_key is None:
                 counters.count_input(routed.emits)
                 await send_all(routed.emits)
@@ -233,9 +243,25 @@ def build_app(settings: Settings) -> faust.App:
         stateful(anonymous_ids, lambda rec, key, v: linking.on_anonymous_event(rec, key, v, _now()))
     )
     app.agent(outputs[BY_PROFILE], name="assemble_profiles", concurrency=1)(
-        stateful(profile_states, assembly.on_command)
+        stateful(profile_states, lambda rec, key, v: assembly.on_command(rec, key, v, _now()))
     )
     return app
+
+
+def _table_sizes(tables: list[faust.Table]) -> dict[str, tuple[int, int]]:
+    """Keys and bytes of each table's active partitions, from RocksDB's own estimates.
+
+    Counting keys exactly would scan every partition on each scrape.
+    """
+    sizes = {}
+    for table in tables:
+        keys = nbytes = 0
+        for db in table.data._dbs_for_actives():
+            keys += db.property_int_value("rocksdb.estimate-num-keys") or 0
+            nbytes += db.property_int_value("rocksdb.total-sst-files-size") or 0
+            nbytes += db.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        sizes[table.name] = (keys, nbytes)
+    return sizes
 
 
 def _serve_lookups(

@@ -17,14 +17,14 @@ from __future__ import annotations
 from typing import Any
 
 from streams import profile
-from streams.events import from_json
+from streams.events import IdentifyEvent, blocks, from_json, refused_as_erased
 from streams.outcomes import BY_ANONYMOUS, PROFILES, Emit
 
 Assembled = dict[str, Any]  # {"own": ProfileState | None, "members": {device key: ProfileState}}
 
 
 def on_command(
-    assembled: Assembled | None, profile_id: str, command: dict[str, Any]
+    assembled: Assembled | None, profile_id: str, command: dict[str, Any], now: int
 ) -> tuple[Assembled | None, list[Emit]]:
     """Apply one command; return the new record (None once empty) and the profile to publish."""
     own = assembled["own"] if assembled else None
@@ -38,14 +38,19 @@ def on_command(
     if op in ("event", "member"):
         event = from_json(command["event"])
         if event.erase:
-            erased = max(erased or list(event.stamp), list(event.stamp))
+            floor = event.erasure_floor
+            erased = max(erased or floor, floor)
             own = profile.forget(own, erased)
             sent_away = sorted({*sent_away, *members})
             for member in sent_away:  # the person's devices are forgotten too
                 emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
             members = {}
         elif erased is not None and list(event.stamp) <= erased:
-            pass  # older than an erasure: stays forgotten, even when it arrives late
+            # Older than an erasure: stays forgotten, even when it arrives late. Once the erasure
+            # blocks, that is every event, and each is refused visibly.
+            if blocks(erased):
+                subject = "anonymousId" if op == "member" else _addressed_by(event)
+                emits.append(refused_as_erased(event, subject, command["source"], now))
         elif op == "event":
             own = profile.fold(own, event, profile_id)
         else:
@@ -76,6 +81,11 @@ def on_command(
         return (record if erased else None), [*emits, Emit(PROFILES, profile_id, None)]
     rendered = profile.render(combine(own, members, profile_id))
     return record, [*emits, Emit(PROFILES, profile_id, rendered)]
+
+
+def _addressed_by(event: IdentifyEvent) -> str:
+    """The identifier that sent an event to its profile (see routing)."""
+    return "userId" if event.user_id is not None else "profileId"
 
 
 def combine(

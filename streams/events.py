@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from streams import system_attributes
 from streams.attribute_values import InvalidAttribute, epoch_millis, from_avro
@@ -21,9 +21,16 @@ from streams.custom_attributes import (
     limit_value,
 )
 from streams.identity import Blocklist, Blocklists, IdentifierRefused, normalize_identifier
-from streams.outcomes import Rejection
+from streams.outcomes import Emit, Rejection, Source, rejected
 
 CUSTOM_PREFIX = "custom."
+# What an erasure means for events after it: a new person may start (``recreate``, as Heap and
+# NotifyVisitors delete), or every later event naming the erased ids is refused (``block``, like
+# Segment's suppress-with-delete). A worker setting; each erase event carries the one it got.
+AfterErasure = Literal["recreate", "block"]
+AFTER_ERASURE: tuple[AfterErasure, ...] = ("recreate", "block")
+# The erasure floor of a blocking erasure: later than any event (the largest Avro long).
+FOREVER = 2**63 - 1
 SYSTEM_ATTRIBUTES = (
     "firstName",
     "lastName",
@@ -68,12 +75,43 @@ class IdentifyEvent:
     increment: dict[str, int | float] = field(default_factory=dict)
     append: dict[str, list[Any]] = field(default_factory=dict)
     remove: dict[str, list[Any]] = field(default_factory=dict)
-    erase: bool = False
+    erase: AfterErasure | None = None  # set on an erasure: what it means for later events
 
     @property
     def stamp(self) -> tuple[int, str]:
         """(event time, messageId): the total order of events."""
         return (self.timestamp, self.message_id)
+
+    @property
+    def erasure_floor(self) -> list[Any]:
+        """What an erasure forgets: every write at or before this (event time, messageId).
+
+        A blocking erasure forgets forever, so the same floor rule that keeps a late older event
+        forgotten also keeps every later one out, in any arrival order.
+        """
+        return [FOREVER, self.message_id] if self.erase == "block" else list(self.stamp)
+
+
+def blocks(floor: list[Any] | None) -> bool:
+    """Whether an erasure floor refuses everything that comes after it."""
+    return floor is not None and floor[0] == FOREVER
+
+
+def refused_as_erased(event: IdentifyEvent, subject: str, source: list[Any], now: int) -> Emit:
+    """The visible end of an event that reached a blocked (erased) person or device."""
+    identifier = {
+        "userId": event.user_id,
+        "anonymousId": event.anonymous_id,
+        "profileId": event.profile_id,
+    }.get(subject)
+    reason = Rejection(
+        "erased",
+        f"{subject} {identifier!r} was erased and later events are blocked "
+        "(IDENTITY_STREAM_AFTER_ERASURE=block): this event's data for it was not applied",
+        subject,
+        whole=False,
+    )
+    return rejected(reason, Source.from_json(source), now, event.message_id, event.workspace_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +185,7 @@ def parse_identify(
     record: dict[str, Any],
     blocklists: Blocklists | None = None,
     policy: AttributePolicy | None = None,
+    after_erasure: AfterErasure = "recreate",
 ) -> Parsed:
     """Check and normalise one decoded IdentifyEvent record."""
     message_id = record["messageId"].strip()
@@ -201,7 +240,7 @@ def parse_identify(
         increment=increment,
         append=append,
         remove=remove,
-        erase=bool(record.get("erase")),
+        erase=after_erasure if record.get("erase") else None,
     )
     return Parsed(event, rejections)
 
@@ -264,5 +303,5 @@ def from_json(data: dict[str, Any]) -> IdentifyEvent:
         increment=data.get("increment", {}),
         append=data.get("append", {}),
         remove=data.get("remove", {}),
-        erase=data.get("erase", False),
+        erase=data.get("erase"),
     )

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from streams import profile
-from streams.events import IdentifyEvent, from_json, to_json
+from streams.events import IdentifyEvent, blocks, from_json, refused_as_erased, to_json
 from streams.identity import IdKind, derive_profile_id
 from streams.outcomes import BY_PROFILE, MERGES, Emit, Rejection, Source, rejected
 
@@ -70,23 +70,26 @@ def on_anonymous_event(
             "state": None,
         }
     if event.erase:
-        return _erase(record, key, list(event.stamp), event)
+        return _erase(record, key, event.erasure_floor, event)
     erased = record.get("erasedAt")
     if erased is not None and list(event.stamp) <= erased:
-        # Older than the device's erasure: forgotten. A login's own data still goes to its user,
-        # whose profile applies its own erasure, if any.
-        if event.user_id is None:
-            return record, []
-        user_profile = derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)
-        data = {"op": "event", "event": to_json(replace(event, anonymous_id=None))}
-        return record, [Emit(BY_PROFILE, user_profile, {**data, "source": payload["source"]})]
+        # Older than the device's erasure (or any event, once it blocks): forgotten. A login's
+        # own data still goes to its user, whose profile applies its own erasure, if any.
+        emits = []
+        if blocks(erased):
+            emits.append(refused_as_erased(event, "anonymousId", payload["source"], now))
+        if event.user_id is not None:
+            user_profile = derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)
+            data = {"op": "event", "event": to_json(replace(event, anonymous_id=None))}
+            emits.append(Emit(BY_PROFILE, user_profile, {**data, "source": payload["source"]}))
+        return record, emits
     # A's slice gets the whole of an anonymous event, but only A's presence from a claim: the
     # claim's data belongs to the user it names, whoever ends up owning A.
     part = event if event.user_id is None else _presence(event)
     before = record["state"]
     record = {**record, "state": profile.fold(before, part, key)}
+    forward = {"op": "member", "member": key, "event": to_json(part), "source": payload["source"]}
     if event.user_id is None:
-        forward = {"op": "member", "member": key, "event": payload["event"]}
         return record, [Emit(BY_PROFILE, _owner_profile(record, key), forward)]
 
     user_profile = derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)
@@ -133,7 +136,6 @@ def on_anonymous_event(
         return record, emits + _transition_emits(record, key, user_profile, now)
     else:
         emits.append(_refusal(claim, owner, anonymous_id, event.workspace_id, now))
-    forward = {"op": "member", "member": key, "event": to_json(part)}
     emits.append(Emit(BY_PROFILE, _owner_profile(record, key), forward))
     return record, emits
 

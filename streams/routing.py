@@ -13,7 +13,13 @@ from dataclasses import dataclass, replace
 from streams.attribute_values import epoch_millis
 from streams.custom_attributes import AttributePolicy
 from streams.deduplication import message_key
-from streams.events import CUSTOM_PREFIX, IdentifyEvent, parse_identify, to_json
+from streams.events import (
+    CUSTOM_PREFIX,
+    AfterErasure,
+    IdentifyEvent,
+    parse_identify,
+    to_json,
+)
 from streams.identity import Blocklists, IdKind, derive_profile_id
 from streams.outcomes import (
     BY_ANONYMOUS,
@@ -43,6 +49,7 @@ def route(
     now: int,
     blocklists: Blocklists | None = None,
     policy: AttributePolicy | None = None,
+    after_erasure: AfterErasure = "recreate",
 ) -> Routed:
     """Decode and check one input message and say where it goes next.
 
@@ -50,7 +57,7 @@ def route(
     ``processing_error``) instead of stopping the partition behind it.
     """
     try:
-        return _route(raw, source, now, blocklists, policy)
+        return _route(raw, source, now, blocklists, policy, after_erasure)
     except AvroDecodeError as exc:
         return Routed([rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)])
     except Exception as exc:
@@ -64,9 +71,10 @@ def _route(
     now: int,
     blocklists: Blocklists | None,
     policy: AttributePolicy | None,
+    after_erasure: AfterErasure,
 ) -> Routed:
     record = IDENTIFY_EVENT.decode(raw)
-    parsed = parse_identify(record, blocklists, policy)
+    parsed = parse_identify(record, blocklists, policy, after_erasure)
     message_id, workspace_id = record["messageId"], record["workspaceId"]
     emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]
     event = parsed.event

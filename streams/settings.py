@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from streams.custom_attributes import AttributePolicy, LongStrings
+from streams.events import AFTER_ERASURE, AfterErasure
 from topology.topics import Topology, declare
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
@@ -99,6 +100,7 @@ class Settings:
     security: Security = field(default_factory=Security)
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
     attribute_catalog: Path | None = None  # declared custom attribute types, by workspace
+    after_erasure: AfterErasure = "recreate"  # or "block": later events of the erased refused
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -136,6 +138,7 @@ class Settings:
             attribute_catalog=Path(e["IDENTITY_STREAM_ATTRIBUTE_CATALOG"])
             if e.get("IDENTITY_STREAM_ATTRIBUTE_CATALOG")
             else None,
+            after_erasure=_after_erasure(e.get("IDENTITY_STREAM_AFTER_ERASURE", "recreate")),
             security=Security.from_env(e),
             blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
             if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
@@ -171,6 +174,7 @@ class Settings:
             "IDENTITY_STREAM_RESERVED_PREFIX": self.attributes.reserved_prefix,
             "IDENTITY_STREAM_LONG_STRINGS": str(self.attributes.long_strings),
             "IDENTITY_STREAM_MAX_ATTRIBUTES_PER_TYPE": str(self.attributes.max_per_type),
+            "IDENTITY_STREAM_AFTER_ERASURE": self.after_erasure,
         }
 
     def with_changes(self, **changes: object) -> Settings:
@@ -182,3 +186,9 @@ class Settings:
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings shared by every confluent-kafka client of the project."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
+
+
+def _after_erasure(value: str) -> AfterErasure:
+    if value not in AFTER_ERASURE:
+        raise ValueError(f"IDENTITY_STREAM_AFTER_ERASURE is one of {AFTER_ERASURE}: {value!r}")
+    return value  # type: ignore[return-value]

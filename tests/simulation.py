@@ -22,6 +22,7 @@ from typing import Any
 from streams import assembly, attribute_types, deduplication, linking
 from streams.attribute_types import Catalog
 from streams.custom_attributes import AttributePolicy
+from streams.events import AfterErasure
 from streams.outcomes import (
     BY_ANONYMOUS,
     BY_MESSAGE,
@@ -68,6 +69,7 @@ def simulate(
     crash_rate: float = 0.0,
     policy: AttributePolicy | None = None,
     catalog: Catalog | None = None,
+    after_erasure: AfterErasure = "recreate",
 ) -> Outputs:
     policy = policy or AttributePolicy()
     catalog = catalog or Catalog()
@@ -133,7 +135,7 @@ def simulate(
         if stage == INPUT:
             raw, offset = value
             source = Source("in", partition, offset)
-            routed = route(raw, source, 0, None, policy)
+            routed = route(raw, source, 0, None, policy, after_erasure)
             emits = routed.emits
             if routed.dedupe_key is not None:
                 batch = deduplication.pack(routed.emits, routed.timestamp, source)
@@ -146,7 +148,7 @@ def simulate(
                     lambda r, k, v: attribute_types.on_custom_values(r, k, v, policy, catalog, 0),
                 ),
                 BY_ANONYMOUS: (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0)),
-                BY_PROFILE: (states, assembly.on_command),
+                BY_PROFILE: (states, lambda r, k, v: assembly.on_command(r, k, v, 0)),
             }[stage]
             record, emits = step(table.get(key), key, value)
             if record is None:

@@ -109,3 +109,26 @@ def test_an_erased_person_stays_erased_after_a_rebuild(deployment):
     prefix = deployment.settings.topic_prefix
     assert cli(deployment, "replay", "rebuilt").returncode == 0
     assert cli(deployment, "compare", prefix, f"{prefix}rebuilt.").returncode == 0
+
+
+def test_a_blocked_person_stays_out_and_their_later_events_are_refused(deployment):
+    deployment.settings = deployment.settings.with_changes(after_erasure="block")
+    deployment.start_worker()
+    person = [
+        identify(ts=1, anon="dev-b", user="blocked", set={"city": "Oslo"}),
+        identify(ts=2, user="open", set={"city": "Rome"}),
+        {**identify(ts=10, user="blocked"), "erase": True},
+    ]
+    deployment.publish([(r["userId"], r) for r in person])
+    deployment.wait_processed()
+    later = [
+        identify(ts=20, user="blocked", set={"city": "Bergen"}, message_id="again"),
+        identify(ts=21, anon="dev-b", set={"city": "Bergen"}, message_id="device-again"),
+    ]
+    deployment.publish([(r["messageId"], r) for r in later])
+    deployment.wait_processed()
+    assert [p["userId"] for p in deployment.profiles().values()] == ["open"]
+    refused = {(r["messageId"], r["subject"], r["reason"]) for r in deployment.rejections()}
+    # The login may be refused too: its user's part takes one hop more than the erasure.
+    assert {("again", "userId", "erased"), ("device-again", "anonymousId", "erased")} <= refused
+    assert {reason for _, _, reason in refused} == {"erased"}

@@ -26,8 +26,13 @@ def _without_created(profiles):
     return {key: {**p, "createdAt": None} for key, p in profiles.items()}
 
 
-def run(records, partitions=1, seed=0, crash_rate=0.0):
-    return simulate([(None, r) for r in records], partitions, seed, crash_rate)
+def run(records, partitions=1, seed=0, crash_rate=0.0, after_erasure="recreate"):
+    messages = [(None, r) for r in records]
+    return simulate(messages, partitions, seed, crash_rate, after_erasure=after_erasure)
+
+
+def _erased_refusals(out):
+    return sorted((r["messageId"], r["subject"]) for r in out.rejections if r["reason"] == "erased")
 
 
 def test_erasing_a_user_forgets_the_person_and_their_devices():
@@ -68,9 +73,60 @@ def test_later_events_start_a_new_profile_with_only_the_new_data():
     assert device["attributes"]["lineId"] == "z" and device["attributes"]["city"] is None
 
 
+def test_recreating_is_silent_about_older_events_arriving_late():
+    late = identify(ts=6, user="U", set={"city": "x"})
+    assert _erased_refusals(run([*PERSON, erase(10, user="U"), late])) == []
+
+
+def test_blocking_refuses_every_later_event_of_the_user_and_their_devices():
+    later = [
+        identify(ts=11, user="U", set={"city": "Rome"}, message_id="by-user"),
+        identify(ts=12, anon="A", set={"lineId": "z"}, message_id="by-device"),
+        identify(ts=13, anon="B", user="U", message_id="login"),
+    ]
+    out = run([*PERSON, STRANGER, erase(10, user="U"), *later], after_erasure="block")
+    assert [p["userId"] for p in out.profiles.values()] == ["V"]
+    assert out.merges == {}
+    assert _erased_refusals(out) == [
+        ("by-device", "anonymousId"),
+        ("by-user", "userId"),
+        ("login", "anonymousId"),  # the device's part
+        ("login", "userId"),  # and the user's
+    ]
+
+
+def test_a_new_device_logging_in_as_a_blocked_user_is_blocked_with_them():
+    later = [
+        identify(ts=11, anon="C", set={"city": "Rome"}),
+        identify(ts=12, anon="C", user="U", message_id="login"),
+        identify(ts=13, anon="C", set={"lineId": "z"}, message_id="after"),
+    ]
+    out = run([*PERSON, erase(10, user="U"), *later], after_erasure="block")
+    assert out.profiles == {} and out.merges == {}
+    assert _erased_refusals(out) == [("after", "anonymousId"), ("login", "userId")]
+
+
+def test_blocking_a_device_leaves_its_user_open():
+    later = [
+        identify(ts=11, anon="B", set={"city": "Rome"}, message_id="on-device"),
+        identify(ts=12, user="U", set={"company": "Initech"}),
+    ]
+    out = run([*PERSON, erase(10, anon="B"), *later], after_erasure="block")
+    user = out.profiles[derive_profile_id("ws", IdKind.USER, "U")]
+    assert user["anonymousIds"] == ["A"] and user["attributes"]["company"] == "Initech"
+    assert user["attributes"]["city"] == "Oslo"
+    assert _erased_refusals(out) == [("on-device", "anonymousId")]
+
+
 @settings(max_examples=150, deadline=None)
-@given(scenarios(), st.integers(0, 1000), st.integers(1, 4), st.sampled_from([0.0, 0.2]))
-def test_erasure_does_not_depend_on_arrival_order(records, seed, parts, crash_rate):
+@given(
+    scenarios(),
+    st.integers(0, 1000),
+    st.integers(1, 4),
+    st.sampled_from([0.0, 0.2]),
+    st.sampled_from(["recreate", "block"]),
+)
+def test_erasure_does_not_depend_on_arrival_order(records, seed, parts, crash_rate, mode):
     """Exact when each device has one claimant: an erasure acts on the links it knows, so a
     late login that would have made someone else the owner cannot undo it (see README)."""
     claimants = {}
@@ -83,8 +139,8 @@ def test_erasure_does_not_depend_on_arrival_order(records, seed, parts, crash_ra
         erase(3, user="U1", message_id="e-user"),
         erase(2, anon="A2", workspace="other", message_id="e-device"),
     ]
-    reference = run(records)
-    out = run(list(reversed(records)), parts, seed, crash_rate)
+    reference = run(records, after_erasure=mode)
+    out = run(list(reversed(records)), parts, seed, crash_rate, mode)
     # After an erasure createdAt is an approximation (see profile.forget); all else is exact.
     assert _without_created(out.profiles) == _without_created(reference.profiles)
     links = {k: (m["userId"], m["anonymousId"]) for k, m in out.merges.items()}
