@@ -207,7 +207,7 @@ def build_app(settings: Settings) -> faust.App:
     def stateful(
         table: faust.Table,
         step: Callable[[Any, str, dict[str, Any]], tuple[Any, list[Emit]]],
-        count: Callable[[list[Emit]], None] = counters.count_later,
+        count: Callable[[Any, list[Emit]], None] = lambda value, emits: counters.count_later(emits),
     ) -> Callable[[faust.StreamT[Any]], AsyncIterator[None]]:
         async def agent(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
             async for raw_key, value in stream.items():
@@ -217,7 +217,7 @@ def build_app(settings: Settings) -> faust.App:
                     table.pop(key, None)
                 else:
                     table[key] = record
-                count(emits)
+                count(value, emits)
                 await send_all(emits)
                 yield None
 
@@ -228,7 +228,8 @@ def build_app(settings: Settings) -> faust.App:
         stateful(
             message_ids,
             lambda seen, key, v: deduplication.on_message(seen, key, v, window_ms),
-            counters.count_input,
+            # an erasure's forget is not an input message: only messages have outcomes
+            lambda v, emits: None if deduplication.is_forget(v) else counters.count_input(emits),
         )
     )
     app.agent(outputs[BY_WORKSPACE], name="type_custom_values", concurrency=1)(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams import profile
+from streams import deduplication, profile
 from streams.events import IdentifyEvent, blocks, from_json, refused_as_erased
 from streams.outcomes import BY_ANONYMOUS, PROFILES, Emit
 
@@ -33,6 +33,7 @@ def on_command(
     # Devices an erasure sent away: told again on a redelivered erasure (the first telling may
     # have been lost with a crash, while the table already shows them gone).
     sent_away: list[str] = list(assembled.get("erasedMembers", [])) if assembled else []
+    messages = assembled.get("messages") if assembled else None  # its own events' ids
     emits: list[Emit] = []
     op = command["op"]
     if op in ("event", "member"):
@@ -41,6 +42,7 @@ def on_command(
             floor = event.erasure_floor
             erased = max(erased or floor, floor)
             own = profile.forget(own, erased)
+            messages, emits = deduplication.forget(messages, event.workspace_id, erased)
             sent_away = sorted({*sent_away, *members})
             for member in sent_away:  # the person's devices are forgotten too
                 emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
@@ -53,6 +55,7 @@ def on_command(
                 emits.append(refused_as_erased(event, subject, command["source"], now))
         elif op == "event":
             own = profile.fold(own, event, profile_id)
+            messages = deduplication.remember(messages, event.timestamp, event.message_id)
         else:
             member = command["member"]
             members[member] = profile.fold(members.get(member), event, member)
@@ -72,6 +75,8 @@ def on_command(
         raise ValueError(f"unknown command {op!r}")
 
     record: Assembled = {"own": own, "members": members}
+    if messages:
+        record["messages"] = messages
     if erased:
         record |= {"erasedAt": erased, "erasedMembers": sent_away}
     if own is None and not members:

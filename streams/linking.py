@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from streams import profile
+from streams import deduplication, profile
 from streams.events import IdentifyEvent, blocks, from_json, refused_as_erased, to_json
 from streams.identity import IdKind, derive_profile_id
 from streams.outcomes import BY_PROFILE, MERGES, Emit, Rejection, Source, rejected
@@ -87,7 +87,8 @@ def on_anonymous_event(
     # claim's data belongs to the user it names, whoever ends up owning A.
     part = event if event.user_id is None else _presence(event)
     before = record["state"]
-    record = {**record, "state": profile.fold(before, part, key)}
+    messages = deduplication.remember(record.get("messages"), event.timestamp, event.message_id)
+    record = {**record, "state": profile.fold(before, part, key), "messages": messages}
     forward = {"op": "member", "member": key, "event": to_json(part), "source": payload["source"]}
     if event.user_id is None:
         return record, [Emit(BY_PROFILE, _owner_profile(record, key), forward)]
@@ -175,7 +176,7 @@ def _erase(
     erased = max(record.get("erasedAt") or stamp, stamp)
     owner = record["owner"]
     state = profile.forget(record["state"], erased)
-    emits: list[Emit] = []
+    messages, emits = deduplication.forget(record.get("messages"), record["workspaceId"], erased)
     if request is not None:
         targets = {key}
         if request.user_id is not None:
@@ -201,7 +202,7 @@ def _erase(
             if home != key
         ]
         record = {**record, "transition": None}
-    record = {**record, "owner": owner, "state": state, "erasedAt": erased}
+    record = {**record, "owner": owner, "state": state, "erasedAt": erased, "messages": messages}
     holder = _owner_profile(record, key)
     if owner is not None:  # its copy of the device still holds what was just forgotten
         emits.append(Emit(BY_PROFILE, holder, {"op": "detach", "member": key}))

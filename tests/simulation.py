@@ -45,6 +45,7 @@ class Outputs:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     merges: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    deduplicated: set[str] = field(default_factory=set)  # messageId entries left in the table
 
 
 def _partition(key: str | None, partitions: int, rng: random.Random) -> int:
@@ -124,6 +125,7 @@ def simulate(
         ready = [q for q in queues if queues[q]]
         if not ready:
             if not uncommitted:
+                out.deduplicated = {key.split("\x1f")[1] for key in seen}
                 return out
             for queue in list(uncommitted):
                 commit(queue)

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from streams.readback import latest_by_key
 from streams.workload import WorkloadSpec, generate
 from tests.factories import identify
 from tests.unit.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
@@ -104,6 +105,10 @@ def test_an_erased_person_stays_erased_after_a_rebuild(deployment):
     deployment.wait_processed()
     assert [p["userId"] for p in deployment.profiles().values()] == ["stays"]
     assert deployment.merges() == {}
+    changelog = deployment.topology.message_ids_changelog.name
+    entries = latest_by_key(deployment.kafka_config, changelog, bytes)
+    left = {json.loads(key).split("\x1f")[1] for key in entries}  # faust JSON-encodes keys
+    assert left == {person[2]["messageId"], forget["messageId"]}  # "late" is the person's too
     deployment.stop_workers()
 
     prefix = deployment.settings.topic_prefix

@@ -50,6 +50,19 @@ def test_erasing_a_device_removes_it_from_its_user():
     assert [m["anonymousId"] for m in out.merges.values()] == ["A"]
 
 
+def test_an_erasure_removes_the_persons_deduplication_entries():
+    later = identify(ts=11, user="U", message_id="later")
+    erasure = erase(10, user="U", message_id="erasure")
+    out = run([*PERSON, STRANGER, erasure, later])
+    assert out.deduplicated == {STRANGER["messageId"], "erasure", "later"}
+
+
+def test_erasing_a_device_removes_only_its_deduplication_entries():
+    out = run([*PERSON, erase(10, anon="B", message_id="erasure")])
+    kept = [r["messageId"] for r in PERSON if r["anonymousId"] != "B"]
+    assert out.deduplicated == {*kept, "erasure"}
+
+
 def test_older_events_arriving_after_the_erasure_stay_forgotten():
     late = [
         identify(ts=6, anon="A", set={"city": "Bergen"}),
