@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench install lint unit integration broker-start broker-stop broker-status clean
+.PHONY: demo test bench bench-scale install lint unit integration broker-start broker-stop broker-status clean
 
 demo: install ## fetch and start a broker, run a worker, publish a generated stream, print profiles
 	$(BIN)/identify-stream demo
@@ -17,12 +17,15 @@ test: install ## lint, unit tests, integration tests against a real broker
 bench: install ## throughput, latency, memory, recovery and the pass-through ceiling (BENCH_ARGS=...)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+bench-scale: install ## one long run: throughput and memory from 10^4 to 10^6 events (SCALE_ARGS=...)
+	$(BIN)/python -m benchmarks.scale $(SCALE_ARGS)
+
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -12,7 +12,8 @@ One run on the real broker (yours if KAFKA_BOOTSTRAP_SERVERS is set, else the lo
 5. ceiling - a plain confluent-kafka consume -> fastavro decode -> produce loop over the same
    input; our throughput is reported as a ratio of it.
 
-Results go to ``bench-results/latest.json`` (and are printed as a table).
+By default the run is made with one worker and again with two. Results go to
+``benchmarks/results/latest.json`` and ``latest.png``, and are printed as a table.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.ceiling import pass_through
+from benchmarks.charts import bench_chart
 from streams.harness import Deployment, cluster
 from streams.settings import Settings
 from streams.workload import WorkloadSpec, generate
@@ -38,15 +40,25 @@ from topology.admin import delete_topics, ensure_topics
 from topology.avro import PROFILE
 from topology.topics import TopicSpec
 
+RESULTS = Path("benchmarks/results")
 
-def _peak_rss_mib(pid: int) -> float:
+
+def _status_mib(pid: int, field: str) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def _dir_mib(path: Path) -> float:
+def peak_rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmHWM")
+
+
+def rss_mib(pid: int) -> float:
+    return _status_mib(pid, "VmRSS")
+
+
+def dir_mib(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20
 
 
@@ -123,7 +135,7 @@ def measure_latency(deployment: Deployment, probes: int, gap_s: float) -> list[f
     return sorted((tail.seen[u] - sent[u]) * 1000 for u in sent if u in tail.seen)
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(args: argparse.Namespace, worker_count: int) -> dict[str, Any]:
     spec = WorkloadSpec(
         people=args.people,
         workspaces=args.workspaces,
@@ -143,10 +155,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         deployment = Deployment(settings, Path(".data") / f"bench-{run_id}").create_topics()
         stack.callback(deployment.destroy)
-        workers = [deployment.start_worker(f"worker-{n + 1}") for n in range(args.workers)]
+        workers = [deployment.start_worker(f"worker-{n + 1}") for n in range(worker_count)]
 
         print(
-            f"throughput: {len(events)} events from {spec.people} people, {args.workers} worker(s)"
+            f"throughput: {len(events)} events from {spec.people} people, {worker_count} worker(s)"
         )
         started = time.monotonic()
         deployment.publish(events, len(events), progress=True)
@@ -164,12 +176,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         print(f"latency: {args.probes} probes ...")
         latencies = measure_latency(deployment, args.probes, args.probe_gap)
-        rss = max(_peak_rss_mib(w.process.pid) for w in workers)  # type: ignore[union-attr]
-        rocksdb = sum(_dir_mib(deployment.data_dir(f"worker-{n + 1}")) for n in range(args.workers))
+        rss = max(peak_rss_mib(w.process.pid) for w in workers)  # type: ignore[union-attr]
+        rocksdb = sum(dir_mib(deployment.data_dir(f"worker-{n + 1}")) for n in range(worker_count))
 
         print("recovery: one worker restarts on an empty data dir ...")
         deployment.stop_workers()
-        for n in range(args.workers):
+        for n in range(worker_count):
             shutil.rmtree(deployment.data_dir(f"worker-{n + 1}"))
         changelogs = [t.name for t in settings.topology().all() if t.name.endswith("-changelog")]
         restored = _topic_records(deployment.kafka_config, changelogs)
@@ -193,7 +205,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             **spec.__dict__,
             "events": len(events),
             "partitions": args.partitions,
-            "workers": args.workers,
+            "workers": worker_count,
         },
         "throughput_events_per_s": round(throughput, 1),
         "end_to_end_s": round(elapsed, 2),
@@ -218,38 +230,45 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--people", type=int, default=2000)
+    parser.add_argument("--people", type=int, default=1000)
     parser.add_argument("--workspaces", type=int, default=2)
     parser.add_argument("--anonymous-share", type=float, default=0.3)
     parser.add_argument("--merge-conflict-rate", type=float, default=0.05)
     parser.add_argument("--events-after-login", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument(
+        "--workers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="worker processes; a comma-separated list runs the benchmark once for each",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--probe-gap", type=float, default=0.1, help="seconds between probes")
-    parser.add_argument("--output", type=Path, default=Path("bench-results/latest.json"))
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
-    results = run(args)
+    runs = [run(args, count) for count in args.workers]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    chart = bench_chart(runs, args.output.with_suffix(".png"))
     rows = [
-        ("events", results["workload"]["events"]),
-        ("end-to-end throughput", f"{results['throughput_events_per_s']:,} events/s"),
-        ("pass-through ceiling", f"{results['ceiling_events_per_s']:,} events/s"),
-        ("ratio to ceiling", f"{results['ratio_to_ceiling']:.1%}"),
+        ("workers", lambda r: r["workload"]["workers"]),
+        ("events", lambda r: f"{r['workload']['events']:,}"),
+        ("end-to-end throughput", lambda r: f"{r['throughput_events_per_s']:,} events/s"),
+        ("pass-through ceiling", lambda r: f"{r['ceiling_events_per_s']:,} events/s"),
+        ("ratio to ceiling", lambda r: f"{r['ratio_to_ceiling']:.1%}"),
         (
             "latency p50 / p99",
-            f"{results['latency_ms']['p50']} / {results['latency_ms']['p99']} ms",
+            lambda r: f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} ms",
         ),
-        ("worker peak RSS", f"{results['worker_peak_rss_mib']} MiB"),
-        ("RocksDB on disk", f"{results['rocksdb_mib']} MiB"),
-        ("recovery", f"{results['recovery']['records_per_s']:,} changelog records/s"),
+        ("worker peak RSS", lambda r: f"{r['worker_peak_rss_mib']} MiB"),
+        ("RocksDB on disk", lambda r: f"{r['rocksdb_mib']} MiB"),
+        ("recovery", lambda r: f"{r['recovery']['records_per_s']:,} records/s"),
     ]
     print()
-    for name, value in rows:
-        print(f"{name:<24}{value}")
-    print(f"\nwritten to {args.output}")
+    for name, cell in rows:
+        print(f"{name:<24}" + "".join(f"{cell(r)!s:<26}" for r in runs))
+    print(f"\nwritten to {args.output} and {chart}")
 
 
 if __name__ == "__main__":

@@ -98,18 +98,21 @@ class Counters:
         else:
             outcome = "applied_with_warning" if refusals else "applied"
         self._events.labels(outcome).inc()
-        self.count_later(emits)
+        self.count_refusals(emits)
 
-    def count_later(self, emits: list[Emit]) -> None:
-        """Refusals and outputs of any stage."""
+    def count_refusals(self, emits: list[Emit]) -> None:
+        """Refusals of any stage, whole messages or parts."""
         for emit in emits:
             if emit.output == REJECTIONS:
                 scope = "message" if emit.value["wholeMessage"] else "part"
                 self._refusals.labels(emit.value["reason"], scope).inc()
-            elif emit.output == PROFILES:
-                self._outputs.labels("tombstone" if emit.value is None else "profile").inc()
-            elif emit.output == MERGES:
-                self._outputs.labels("merge").inc()
+
+    def count_published(self, emit: Emit) -> None:
+        """A record sent to an output topic (after coalescing, see outcomes.coalesce)."""
+        if emit.output == PROFILES:
+            self._outputs.labels("tombstone" if emit.value is None else "profile").inc()
+        elif emit.output == MERGES:
+            self._outputs.labels("merge").inc()
 
     def watch_tables(self, sizes: TableSizes) -> None:
         self.registry.register(_TableCollector(sizes))

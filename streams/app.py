@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
+from faust.streams import _current_event
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streams import assembly, deduplication, linking, lookup
+from streams import assembly, deduplication, envelopes, linking, lookup
 from streams import attribute_types as attribute_types_stage
 from streams.accounting import Counters
 from streams.attribute_types import Catalog
@@ -44,6 +46,7 @@ from streams.outcomes import (
     REJECTIONS,
     Emit,
     Source,
+    coalesce,
 )
 from streams.routing import route
 from streams.settings import Security, Settings
@@ -54,6 +57,7 @@ from topology.topics import (
     MESSAGE_IDS_TABLE,
     PROFILE_TABLE,
     TopicSpec,
+    partition_for,
 )
 
 
@@ -62,7 +66,8 @@ def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
         spec.name,
         partitions=spec.partitions,
         key_serializer="raw",
-        value_serializer=AvroCodec(spec.schema) if spec.schema else "json",
+        # Avro outputs; the repartition topics carry envelopes, already bytes
+        value_serializer=AvroCodec(spec.schema) if spec.schema else "raw",
         internal=False,
     )
 
@@ -88,12 +93,23 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")]
 
 
+@contextmanager
+def _processing(event: EventT) -> Iterator[None]:
+    """Make ``event`` the one faust's tables write for (its partition, its changelog offset).
+
+    faust finds it in a context variable that its per-message iteration sets; a batch body
+    runs outside that iteration, so each message of a batch is made current while it is
+    handled. (faust-streaming 0.15: ``faust.streams._current_event``.)
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
 def _now() -> int:
     return time.time_ns() // 1_000_000
-
-
-def _key(raw: bytes | str) -> str:
-    return raw.decode() if isinstance(raw, bytes) else raw
 
 
 def build_app(settings: Settings) -> faust.App:
@@ -153,11 +169,13 @@ def build_app(settings: Settings) -> faust.App:
     identify_events = app.topic(
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
     )
-    outputs = {
+    hops = {  # repartition topics, carrying envelopes (see streams.envelopes)
         BY_MESSAGE: _faust_topic(app, topology.events_by_message),
         BY_WORKSPACE: _faust_topic(app, topology.custom_values_by_workspace),
         BY_ANONYMOUS: _faust_topic(app, topology.events_by_anonymous),
         BY_PROFILE: _faust_topic(app, topology.events_by_profile),
+    }
+    outputs = {
         PROFILES: _faust_topic(app, topology.profiles),
         MERGES: _faust_topic(app, topology.profile_merges),
         REJECTIONS: _faust_topic(app, topology.rejections),
@@ -176,55 +194,90 @@ def build_app(settings: Settings) -> faust.App:
     )
 
     async def send_all(emits: list[Emit]) -> None:
-        for emit in emits:
-            await outputs[emit.output].send(key=emit.key, value=emit.value)
-
-    @app.agent(identify_events, concurrency=1)
-    async def route_events(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        """Decode, check, re-key by device or profile; refusals go to the rejections topic."""
-        event: EventT
-        async for event in stream.events():
-            message = event.message
-            source = Source(message.topic, message.partition, message.offset)
-            if message.timestamp:
-                counters.observe_input_lag(time.time() - message.timestamp)
-            routed = route(
-                message.value,
-                source,
-                _now(),
-                blocklists,
-                settings.attributes,
-                settings.after_erasure,
-            )
-            if routed.dedupe_key is None:
-                counters.count_input(routed.emits)
-                await send_all(routed.emits)
+        """Outputs one by one, the latest per key; records for the next stage in one envelope
+        per partition. Sent at once (not attached to an input offset): the caller acks its
+        input only afterwards, and every commit flushes the producer first."""
+        by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
+        for emit in coalesce(emits):
+            if emit.output in hops:
+                where = (emit.output, partition_for(emit.key, settings.partitions))
+                by_partition.setdefault(where, []).append((emit.key, emit.value))
             else:
-                batch = pack(routed.emits, routed.timestamp, source)
-                await outputs[BY_MESSAGE].send(key=routed.dedupe_key, value=batch)
-            yield None
+                counters.count_published(emit)
+                await outputs[emit.output].send(key=emit.key, value=emit.value, force=True)
+        for (hop, partition), records in by_partition.items():
+            for envelope in envelopes.seal(records):
+                await hops[hop].send(value=envelope, partition=partition, force=True)
 
-    def stateful(
-        table: faust.Table,
-        step: Callable[[Any, str, dict[str, Any]], tuple[Any, list[Emit]]],
-        count: Callable[[Any, list[Emit]], None] = lambda value, emits: counters.count_later(emits),
-    ) -> Callable[[faust.StreamT[Any]], AsyncIterator[None]]:
-        async def agent(stream: faust.StreamT[Any]) -> AsyncIterator[None]:
-            async for raw_key, value in stream.items():
-                key = _key(raw_key)
-                record, emits = step(table.get(key), key, value)
-                if record is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = record
-                count(value, emits)
+    def stage(handle: Callable[[EventT], list[Emit]]) -> Callable[..., AsyncIterator[None]]:
+        """An agent that handles messages in batches and sends what a batch produced together.
+
+        faust acks a batch's messages only after the body has run, and a commit flushes the
+        producer first: at-least-once. Batches fill from what is already waiting, up to
+        ``batch_size`` messages or ``batch_wait_s``: few, full envelopes under load.
+        """
+
+        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            batch: list[EventT]
+            async for batch in stream.take_events(settings.batch_size, settings.batch_wait_s):
+                emits: list[Emit] = []
+                for event in batch:
+                    with _processing(event):
+                        emits += handle(event)
                 await send_all(emits)
                 yield None
 
         return agent
 
+    def route_one(event: EventT) -> list[Emit]:
+        """Decode, check, re-key by device or profile; refusals go to the rejections topic."""
+        message = event.message
+        source = Source(message.topic, message.partition, message.offset)
+        if message.timestamp:
+            counters.observe_input_lag(time.time() - message.timestamp)
+        routed = route(
+            message.value, source, _now(), blocklists, settings.attributes, settings.after_erasure
+        )
+        if routed.dedupe_key is None:
+            counters.count_input(routed.emits)
+            return routed.emits
+        decisions = pack(routed.emits, routed.timestamp, source)
+        return [Emit(BY_MESSAGE, routed.dedupe_key, decisions)]
+
+    app.agent(identify_events, name="route_events", concurrency=1)(stage(route_one))
+
+    def stateful(
+        table: faust.Table,
+        step: Callable[[Any, str, dict[str, Any]], tuple[Any, list[Emit]]],
+        count: Callable[[Any, list[Emit]], None] = lambda value, emits: counters.count_refusals(
+            emits
+        ),
+    ) -> Callable[..., AsyncIterator[None]]:
+        """A keyed stage: its records' table partition is the one of the envelope's message."""
+
+        def handle(event: EventT) -> list[Emit]:
+            # Each changed key is written once per envelope, like Kafka Streams' record cache:
+            # one store write and one changelog record instead of one per update.
+            changed: dict[str, Any] = {}
+            emits: list[Emit] = []
+            for key, value in envelopes.unseal(event.value):
+                before = changed[key] if key in changed else table.get(key)
+                record, produced = step(before, key, value)
+                if record != before:
+                    changed[key] = record
+                count(value, produced)
+                emits += produced
+            for key, record in changed.items():
+                if record is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = record
+            return emits
+
+        return stage(handle)
+
     window_ms = int(settings.dedupe_window_s * 1000)
-    app.agent(outputs[BY_MESSAGE], name="drop_duplicates", concurrency=1)(
+    app.agent(hops[BY_MESSAGE], name="drop_duplicates", concurrency=1)(
         stateful(
             message_ids,
             lambda seen, key, v: deduplication.on_message(seen, key, v, window_ms),
@@ -232,7 +285,7 @@ def build_app(settings: Settings) -> faust.App:
             lambda v, emits: None if deduplication.is_forget(v) else counters.count_input(emits),
         )
     )
-    app.agent(outputs[BY_WORKSPACE], name="type_custom_values", concurrency=1)(
+    app.agent(hops[BY_WORKSPACE], name="type_custom_values", concurrency=1)(
         stateful(
             attribute_types,
             lambda reg, key, v: attribute_types_stage.on_custom_values(
@@ -240,10 +293,10 @@ def build_app(settings: Settings) -> faust.App:
             ),
         )
     )
-    app.agent(outputs[BY_ANONYMOUS], name="link_devices", concurrency=1)(
+    app.agent(hops[BY_ANONYMOUS], name="link_devices", concurrency=1)(
         stateful(anonymous_ids, lambda rec, key, v: linking.on_anonymous_event(rec, key, v, _now()))
     )
-    app.agent(outputs[BY_PROFILE], name="assemble_profiles", concurrency=1)(
+    app.agent(hops[BY_PROFILE], name="assemble_profiles", concurrency=1)(
         stateful(profile_states, lambda rec, key, v: assembly.on_command(rec, key, v, _now()))
     )
     return app
@@ -270,8 +323,6 @@ def _serve_lookups(
 ) -> None:
     """The profile lookup pages (see streams.lookup), each answered by the owning worker."""
     topology = settings.topology()
-    partitioner = DefaultPartitioner()
-    every_partition = list(range(settings.partitions))
 
     def owner(table: faust.Table, changelog: str, key: str) -> str | None:
         """URL of the worker holding ``key``; None when it is this one.
@@ -279,7 +330,7 @@ def _serve_lookups(
         Computed from the key's own bytes, as the agents' producer placed it: faust's router
         would JSON-encode a raw key first and pick the wrong worker.
         """
-        partition = partitioner(key.encode(), every_partition, every_partition)
+        partition = partition_for(key, settings.partitions)
         for url, topics in app.router.table_metadata(table.name).items():
             if partition in topics.get(changelog, ()):
                 return None if url == str(app.conf.canonical_url) else url

@@ -76,3 +76,19 @@ def rejected(
         "rejectedAt": rejected_at,
     }
     return Emit(REJECTIONS, message_id, record)
+
+
+COMPACTED = (PROFILES, MERGES)  # outputs read as "the latest record per key"
+
+
+def coalesce(emits: list[Emit]) -> list[Emit]:
+    """Only the last record per key of each compacted output; everything else as it is.
+
+    Kafka Streams' record cache does the same for a KTable's downstream: consumers of a
+    compacted topic want each key's latest state, and every record we do not send saves a
+    produce and a consume downstream. Rejections are never coalesced.
+    """
+    last = {(e.output, e.key): n for n, e in enumerate(emits) if e.output in COMPACTED}
+    return [
+        e for n, e in enumerate(emits) if e.output not in COMPACTED or last[e.output, e.key] == n
+    ]

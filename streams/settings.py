@@ -93,6 +93,10 @@ class Settings:
     # How long a silent (crashed) worker keeps its partitions before the group moves them.
     session_timeout_s: float = 30.0
     commit_interval_s: float = 1.0
+    # Each stage takes its input in batches of up to this many messages, waiting at most this
+    # long for one to fill, and sends a batch's records together (see streams.envelopes).
+    batch_size: int = 1000
+    batch_wait_s: float = 0.05
     dedupe_window_s: float = 4 * 3600.0  # WebEngage's x-request-id window, in event time
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
     standby_replicas: int = 0
@@ -126,6 +130,8 @@ class Settings:
             commit_interval_s=float(
                 e.get("IDENTITY_STREAM_COMMIT_INTERVAL_S", base.commit_interval_s)
             ),
+            batch_size=int(e.get("IDENTITY_STREAM_BATCH_SIZE", base.batch_size)),
+            batch_wait_s=float(e.get("IDENTITY_STREAM_BATCH_WAIT_S", base.batch_wait_s)),
             session_timeout_s=float(
                 e.get("IDENTITY_STREAM_SESSION_TIMEOUT_S", base.session_timeout_s)
             ),
@@ -169,6 +175,8 @@ class Settings:
             "IDENTITY_STREAM_WEB_HOST": self.web_host,
             "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
             "IDENTITY_STREAM_COMMIT_INTERVAL_S": str(self.commit_interval_s),
+            "IDENTITY_STREAM_BATCH_SIZE": str(self.batch_size),
+            "IDENTITY_STREAM_BATCH_WAIT_S": str(self.batch_wait_s),
             "IDENTITY_STREAM_DEDUPE_WINDOW_S": str(self.dedupe_window_s),
             "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
             "IDENTITY_STREAM_RESERVED_PREFIX": self.attributes.reserved_prefix,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aiokafka.partitioner import murmur2
+
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 DAY_MS = 24 * 3600 * 1000
@@ -17,6 +19,15 @@ MESSAGE_IDS_TABLE = "message-ids"
 ATTRIBUTE_TYPES_TABLE = "attribute-types"
 ANONYMOUS_TABLE = "anonymous-ids"
 PROFILE_TABLE = "profile-state"
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """The partition of a keyed record: murmur2, as faust, aiokafka and the Java client place it.
+
+    Stages that send records together (see streams.envelopes) and the lookups that find a key's
+    worker must agree with it.
+    """
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,8 @@ def _repartition(name: str, partitions: int, key: str, value: str, doc: str) -> 
     return TopicSpec(
         name=name,
         partitions=partitions,
-        key=key,
-        value=f"{value} (JSON, internal)",
+        key=f"none; records inside are keyed by {key}, all on the message's partition",
+        value=f"envelope: JSON array of [key, {value}] records (internal)",
         schema=None,
         config={"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)},
         doc=doc,

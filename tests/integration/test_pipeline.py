@@ -53,12 +53,11 @@ def test_events_become_profiles_merges_and_rejections(deployment):
 
 def test_every_change_emits_the_whole_profile_keyed_by_profile_id(deployment):
     deployment.start_worker()
-    deployment.publish(
-        [
-            ("k1", identify(ts=2, user="u-1", set={"city": "Rome"})),
-            ("k2", identify(ts=1, user="u-1", set={"city": "Paris", "email": "a@b.io"})),
-        ]
-    )
+    # Changes to one profile within one batch are coalesced (outcomes.coalesce): one per batch.
+    deployment.publish([("k1", identify(ts=2, user="u-1", set={"city": "Rome"}))])
+    deployment.wait_processed()
+    older = identify(ts=1, user="u-1", set={"city": "Paris", "email": "a@b.io"})
+    deployment.publish([("k2", older)])
     deployment.wait_processed()
     history = deployment.profile_history()
     pid = derive_profile_id("ws", IdKind.USER, "u-1")

@@ -12,7 +12,9 @@ def test_outcomes_add_up_and_show_in_both_forms():
     counters.count_input([refusal("blocklisted_identifier", False), Emit(PROFILES, "p", None)])
     counters.count_input([refusal("undecodable", True)])
     counters.count_input([])
-    counters.count_later([refusal("type_mismatch", False), Emit(MERGES, "a", {})])
+    counters.count_refusals([refusal("type_mismatch", False), Emit(MERGES, "a", {})])
+    for sent in (Emit(PROFILES, "p", None), Emit(MERGES, "a", {})):
+        counters.count_published(sent)
     snap = counters.snapshot()
     assert {
         k: snap[k] for k in ("in", "applied", "applied_with_warning", "duplicate", "rejected")

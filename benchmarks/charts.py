@@ -1,0 +1,76 @@
+"""The PNG charts of `make bench` and `make bench-scale`, drawn from their JSON results."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a build machine
+
+import matplotlib.pyplot as plt
+
+
+def bench_chart(runs: list[dict[str, Any]], path: Path) -> Path:
+    """Throughput against the pass-through ceiling, and probe latency, per worker count."""
+    labels = [f"{r['workload']['workers']} worker(s)" for r in runs]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    ours = [r["throughput_events_per_s"] for r in runs]
+    ceiling = [r["ceiling_events_per_s"] for r in runs]
+    left.bar(labels, ceiling, color="#c8c8c8", label="pass-through ceiling")
+    left.bar(labels, ours, color="#1f77b4", label="identity-stream")
+    for x, (value, top) in enumerate(zip(ours, ceiling, strict=True)):
+        left.annotate(f"{value:,.0f}/s\n{value / top:.0%}", (x, value), ha="center", va="bottom")
+    left.set_ylabel("events/s, end to end")
+    left.set_title("Throughput")
+    left.legend(loc="upper right")
+    width = 0.35
+    for shift, key in ((-width / 2, "p50"), (width / 2, "p99")):
+        xs = [x + shift for x in range(len(runs))]
+        right.bar(xs, [r["latency_ms"][key] or 0 for r in runs], width, label=key)
+    right.set_xticks(range(len(runs)), labels)
+    right.set_ylabel("ms, produce to profile on the output topic")
+    right.set_title("Latency")
+    right.legend()
+    workload = runs[0]["workload"]
+    figure.suptitle(
+        f"{workload['events']:,} events, {workload['people']:,} people, "
+        f"{workload['partitions']} partitions"
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def scale_chart(results: dict[str, Any], path: Path) -> Path:
+    """Throughput and memory over one long run, against events and profiles."""
+    samples = results["samples"]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
+    events = [s["events"] for s in samples]
+    rates = [
+        (b["events"], (b["events"] - a["events"]) / (b["seconds"] - a["seconds"]))
+        for a, b in itertools.pairwise(samples)
+        if b["seconds"] > a["seconds"]
+    ]
+    top.plot([e for e, _ in rates], [r for _, r in rates], color="#1f77b4", linewidth=0.8)
+    top.set_ylabel("events/s (per sample)")
+    top.set_ylim(bottom=0)
+    top.set_title("Throughput as the stream grows")
+    bottom.plot(events, [s["rss_mib"] for s in samples], label="worker RSS (MiB)")
+    bottom.plot(events, [s["rocksdb_mib"] for s in samples], label="RocksDB on disk (MiB)")
+    bottom.set_xlabel("input events consumed")
+    bottom.set_ylabel("MiB")
+    bottom.set_ylim(bottom=0)
+    twin = bottom.twinx()
+    twin.plot(events, [s["profiles"] for s in samples], color="#2ca02c", linestyle=":")
+    twin.set_ylabel("profiles in the table (dotted)")
+    twin.set_ylim(bottom=0)
+    bottom.legend(loc="upper left")
+    bottom.set_title("Memory stays flat while profiles accumulate in RocksDB")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
