@@ -60,6 +60,15 @@ from topology.topics import (
     partition_for,
 )
 
+# Per table partition (a worker holds 4 tables x its partitions). faust's defaults (64 MiB write
+# buffers x 3, a 2 GiB block cache) are sized for one big table per process; these bound the
+# worker's memory whatever the profile count, and the state itself stays on disk.
+ROCKSDB_OPTIONS = {
+    "write_buffer_size": 8 * 2**20,
+    "max_write_buffer_number": 2,
+    "block_cache_size": 16 * 2**20,
+}
+
 
 def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
     return app.topic(
@@ -180,13 +189,19 @@ def build_app(settings: Settings) -> faust.App:
         MERGES: _faust_topic(app, topology.profile_merges),
         REJECTIONS: _faust_topic(app, topology.rejections),
     }
-    json_values = faust.Schema(key_serializer="raw", value_serializer="json")
-    message_ids = app.Table(MESSAGE_IDS_TABLE, partitions=settings.partitions, schema=json_values)
-    attribute_types = app.Table(
-        ATTRIBUTE_TYPES_TABLE, partitions=settings.partitions, schema=json_values
-    )
-    anonymous_ids = app.Table(ANONYMOUS_TABLE, partitions=settings.partitions, schema=json_values)
-    profile_states = app.Table(PROFILE_TABLE, partitions=settings.partitions, schema=json_values)
+
+    def table(name: str) -> faust.Table:
+        return app.Table(
+            name,
+            partitions=settings.partitions,
+            schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+            options=ROCKSDB_OPTIONS,
+        )
+
+    message_ids = table(MESSAGE_IDS_TABLE)
+    attribute_types = table(ATTRIBUTE_TYPES_TABLE)
+    anonymous_ids = table(ANONYMOUS_TABLE)
+    profile_states = table(PROFILE_TABLE)
 
     _serve_lookups(app, settings, profile_states, anonymous_ids)
     counters.watch_tables(
