@@ -122,7 +122,7 @@ def _checkpoints(samples: list[dict[str, float]], marks: list[int]) -> list[dict
         rate = (reached["events"] - previous["events"]) / span if span > 0 else float("nan")
         rows.append(
             {
-                "events": mark,
+                "events": reached["events"],  # the first sample at or past the mark
                 "seconds": reached["seconds"],
                 "events_per_s_since_previous": round(rate, 1),
                 "profiles": reached["profiles"],
