@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-scale install lint unit integration broker-start broker-stop broker-status clean
+.PHONY: demo test bench bench-scale chaos install lint unit integration broker-start broker-stop broker-status clean
 
 demo: install ## fetch and start a broker, run a worker, publish a generated stream, print profiles
 	$(BIN)/identify-stream demo
@@ -19,6 +19,9 @@ bench: install ## throughput, latency, memory, recovery and the pass-through cei
 
 bench-scale: install ## one long run: throughput and memory from 10^4 to 10^6 events (SCALE_ARGS=...)
 	$(BIN)/python -m benchmarks.scale $(SCALE_ARGS)
+
+chaos: install ## SIGKILLs, a broker restart, a 1 -> 2 -> 1 group, junk: results must equal a clean run's (CHAOS_ARGS=...)
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 install: $(STAMP)
 
