@@ -37,6 +37,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
 import localkafka
 from streams.harness import Deployment, cluster
 from streams.publisher import Message
@@ -60,6 +62,8 @@ Say = Callable[[str], None]
 
 # After a difference, how long to wait before looking again, to tell late outputs from lost ones.
 RECHECK_S = 15.0
+# How long the workers get to commit everything after the last chunk (normally a few seconds).
+CATCH_UP_S = 180.0
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,24 @@ def pending(deployment: Deployment) -> int:
     return lag(deployment.kafka_config, deployment.settings.app_id, topics)
 
 
+def uncommitted(deployment: Deployment) -> dict[str, int]:
+    """Messages not yet committed, by topic partition (only those with some)."""
+    topology = deployment.topology
+    consumer = Consumer({**deployment.kafka_config, "group.id": deployment.settings.app_id})
+    out = {}
+    try:
+        for spec in [topology.identify_events, *topology.internal()]:
+            partitions = [TopicPartition(spec.name, p) for p in range(spec.partitions)]
+            for tp in consumer.committed(partitions, timeout=10):
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                left = high - (tp.offset if tp.offset >= 0 else low)
+                if left > 0:
+                    out[f"{spec.name}[{tp.partition}]@{tp.offset}"] = left
+    finally:
+        consumer.close()
+    return out
+
+
 def random_moment(deployment: Deployment, rng: random.Random, timeout: float = 60.0) -> int:
     """Wait until a random share of the work pending now is done; return what is left then.
 
@@ -248,20 +270,24 @@ def run(deployment: Deployment, plan: Plan, say: Say = print) -> Outcome:
         restart_the_fallen(deployment, running, outcome, say)
     deployment.publish(parts[-1])
     say(f"  {plan.name} {time.monotonic() - started:5.1f}s: all published")
-    deployment.wait_processed(
-        timeout=600, on_poll=lambda _: restart_the_fallen(deployment, running, outcome, say)
-    )
+    try:
+        deployment.wait_processed(
+            timeout=CATCH_UP_S,
+            on_poll=lambda _: restart_the_fallen(deployment, running, outcome, say),
+        )
+    except TimeoutError:  # stuck: say where, and still compare what came out
+        stuck = ", ".join(f"{tp} {n}" for tp, n in uncommitted(deployment).items())
+        outcome.differences.append(f"not caught up in {CATCH_UP_S:.0f}s, uncommitted: {stuck}")
     say(f"  {plan.name} {time.monotonic() - started:5.1f}s: all processed")
-    outcome.differences = differences(deployment, messages, clean_run(plan))
-    if outcome.differences:  # late (the outputs trail the commits) or lost for good?
-        say(f"  {plan.name}: {len(outcome.differences)} differences; again in {RECHECK_S:.0f}s")
+    found = differences(deployment, messages, clean_run(plan))
+    if found:  # late (the outputs trail the commits) or lost for good?
+        say(f"  {plan.name}: {len(found)} differences; looking again in {RECHECK_S:.0f}s")
         time.sleep(RECHECK_S)
-        deployment.wait_processed(timeout=600)
         again = differences(deployment, messages, clean_run(plan))
         if not again:
             outcome.notes.append(f"outputs complete only {RECHECK_S:.0f}s after the commits")
-        outcome.differences = [f"late: {d}" for d in outcome.differences if d not in again]
-        outcome.differences += again
+        found = [f"late: {d}" for d in found if d not in again] + again
+    outcome.differences += found
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -503,6 +529,7 @@ def plans(args: argparse.Namespace) -> list[Plan]:
     """The scenarios of the table, each ``args.rounds`` times with seeds seed, seed+1, ..."""
     base = Plan("", people=args.people, junk_rate=args.junk_rate, invalid=args.invalid)
     catalog = {
+        "clean": replace(base, name="clean"),
         "kill": replace(base, name="kill", kills=args.kills),
         "group": replace(base, name="group", grow_shrink=True),
         "broker": replace(base, name="broker", broker_restart=True),
@@ -561,8 +588,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scenarios",
         type=lambda text: text.split(","),
-        default=["kill", "group", "broker", "junk", "all"],
-        help="comma-separated: kill, group, broker, junk, all",
+        default=["clean", "kill", "group", "broker", "junk", "all"],
+        help="comma-separated: clean (no fault), kill, group, broker, junk, all",
     )
     args = parser.parse_args(argv)
     outcomes: list[Outcome] = []
@@ -575,7 +602,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 outcome = run(deployment, plan, lambda line: print(line, flush=True))
             except Exception as exc:  # a hang or a crash is a result too
-                outcome = Outcome(plan, differences=[f"{type(exc).__name__}: {exc}"])
+                outcome = Outcome(plan, len(stream(plan)), differences=[f"{exc!r}"])
                 outcome.seconds = time.monotonic() - started
             finally:
                 deployment.destroy()
