@@ -30,7 +30,15 @@ from faust.streams import _current_event
 from faust.types import EventT
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streams import assembly, deduplication, envelopes, linking, lookup
+from streams import (
+    assembly,
+    commit_guard,
+    deduplication,
+    envelopes,
+    linking,
+    lookup,
+    watchdog,
+)
 from streams import attribute_types as attribute_types_stage
 from streams.accounting import Counters
 from streams.attribute_types import Catalog
@@ -156,6 +164,7 @@ def build_app(settings: Settings) -> faust.App:
         autodiscover=False,
     )
     counters = Counters()
+    handled = commit_guard.guard(app)
 
     @app.page("/counters/")
     async def show_counters(view: Any, request: Any) -> Any:
@@ -204,6 +213,12 @@ def build_app(settings: Settings) -> faust.App:
     profile_states = table(PROFILE_TABLE)
 
     _serve_lookups(app, settings, profile_states, anonymous_ids)
+    if settings.stall_timeout_s > 0:
+        inputs = {
+            identify_events.get_topic_name(),
+            *(hop.get_topic_name() for hop in hops.values()),
+        }
+        watchdog.install(app, inputs, handled, settings.stall_timeout_s)
     counters.watch_tables(
         lambda: _table_sizes([message_ids, attribute_types, anonymous_ids, profile_states])
     )
@@ -227,8 +242,9 @@ def build_app(settings: Settings) -> faust.App:
     def stage(handle: Callable[[EventT], list[Emit]]) -> Callable[..., AsyncIterator[None]]:
         """An agent that handles messages in batches and sends what a batch produced together.
 
-        faust acks a batch's messages only after the body has run, and a commit flushes the
-        producer first: at-least-once. Batches fill from what is already waiting, up to
+        faust acks a batch's messages only after the body has run, a commit flushes the
+        producer first, and no commit passes a message not marked handled here (see
+        streams.commit_guard): at-least-once. Batches fill from what is already waiting, up to
         ``batch_size`` messages or ``batch_wait_s``: few, full envelopes under load.
         """
 
@@ -240,6 +256,8 @@ def build_app(settings: Settings) -> faust.App:
                     with _processing(event):
                         emits += handle(event)
                 await send_all(emits)
+                for event in batch:
+                    handled.mark(event.message)
                 yield None
 
         return agent

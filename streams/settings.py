@@ -100,6 +100,9 @@ class Settings:
     dedupe_window_s: float = 4 * 3600.0  # WebEngage's x-request-id window, in event time
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
     standby_replicas: int = 0
+    # A worker with input waiting and nothing handled for this long exits to be restarted
+    # (see streams.watchdog); 0 turns the watchdog off.
+    stall_timeout_s: float = 120.0
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
     security: Security = field(default_factory=Security)
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
@@ -136,6 +139,7 @@ class Settings:
                 e.get("IDENTITY_STREAM_SESSION_TIMEOUT_S", base.session_timeout_s)
             ),
             standby_replicas=int(e.get("IDENTITY_STREAM_STANDBY_REPLICAS", base.standby_replicas)),
+            stall_timeout_s=float(e.get("IDENTITY_STREAM_STALL_TIMEOUT_S", base.stall_timeout_s)),
             attributes=AttributePolicy(
                 reserved_prefix=e.get("IDENTITY_STREAM_RESERVED_PREFIX", "we_"),
                 long_strings=LongStrings(e.get("IDENTITY_STREAM_LONG_STRINGS", "truncate")),
@@ -179,6 +183,7 @@ class Settings:
             "IDENTITY_STREAM_BATCH_WAIT_S": str(self.batch_wait_s),
             "IDENTITY_STREAM_DEDUPE_WINDOW_S": str(self.dedupe_window_s),
             "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
+            "IDENTITY_STREAM_STALL_TIMEOUT_S": str(self.stall_timeout_s),
             "IDENTITY_STREAM_RESERVED_PREFIX": self.attributes.reserved_prefix,
             "IDENTITY_STREAM_LONG_STRINGS": str(self.attributes.long_strings),
             "IDENTITY_STREAM_MAX_ATTRIBUTES_PER_TYPE": str(self.attributes.max_per_type),

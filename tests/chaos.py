@@ -552,6 +552,7 @@ def deploy(bootstrap: str, partitions: int) -> Deployment:
         topic_prefix=f"{tag}.",
         partitions=partitions,
         session_timeout_s=10.0,  # how long a killed worker's partitions wait to move
+        stall_timeout_s=45.0,  # a stalled worker exits and is restarted well within CATCH_UP_S
     )
     return Deployment(settings, Path(".data") / tag).create_topics()
 

@@ -61,6 +61,7 @@ def deployment_factory(kafka_bootstrap: str, tmp_path: Path) -> Iterator:
             partitions=partitions,
             log_level="info",
             session_timeout_s=10.0,
+            stall_timeout_s=45.0,  # short, so that a false stall would show in the tests
             data_dir=tmp_path / "data",
         )
         deployment = Deployment(settings, tmp_path / f"{name}-{tag}").create_topics()
