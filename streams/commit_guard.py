@@ -24,6 +24,7 @@ crash, which every stage absorbs (they are idempotent).
 
 from __future__ import annotations
 
+import logging
 import weakref
 from collections.abc import Callable
 
@@ -32,6 +33,7 @@ from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
 NewOffset = Callable[[Consumer, TP], int | None]
+logger = logging.getLogger(__name__)
 
 
 class HandledOffsets:
@@ -77,6 +79,13 @@ def _guarded_new_offset(consumer: Consumer, tp: TP) -> int | None:
         return _faust_new_offset(consumer, tp)
     limit = handled.limit(tp, consumer.app.consumer_generation_id)
     if limit is None:
+        if consumer._acked[tp]:
+            logger.info(
+                "commit of %s[%d] held: %d offsets acked, none handled in this generation",
+                tp.topic,
+                tp.partition,
+                len(consumer._acked[tp]),
+            )
         return None
     acked, index, gaps = consumer._acked[tp], consumer._acked_index[tp], consumer._gap[tp]
     saved_acked, saved_index, saved_gaps = list(acked), set(index), gaps.copy()
@@ -84,6 +93,13 @@ def _guarded_new_offset(consumer: Consumer, tp: TP) -> int | None:
     offset = capped(proposed, limit)
     if offset is None or offset == proposed:
         return offset
+    logger.warning(
+        "commit of %s[%d] held at %d: faust would commit %d, past messages acked but not handled",
+        tp.topic,
+        tp.partition,
+        offset,
+        proposed,
+    )
     acked[:] = [o for o in saved_acked if o >= offset]
     index.clear()
     index.update(o for o in saved_index if o >= offset)
