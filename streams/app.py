@@ -43,6 +43,7 @@ from streams import attribute_types as attribute_types_stage
 from streams.accounting import Counters
 from streams.attribute_types import Catalog
 from streams.deduplication import pack
+from streams.delivery import Outbox, Record
 from streams.identity import Blocklists
 from streams.outcomes import (
     BY_ANONYMOUS,
@@ -58,7 +59,6 @@ from streams.outcomes import (
 )
 from streams.routing import route
 from streams.settings import Security, Settings
-from topology.avro import AvroCodec
 from topology.topics import (
     ANONYMOUS_TABLE,
     ATTRIBUTE_TYPES_TABLE,
@@ -78,13 +78,13 @@ ROCKSDB_OPTIONS = {
 }
 
 
-def _faust_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+def _repartition_topic(app: faust.App, spec: TopicSpec) -> faust.TopicT:
+    """A stage's input: envelopes, bytes as they are (sent by streams.delivery, not faust)."""
     return app.topic(
         spec.name,
         partitions=spec.partitions,
         key_serializer="raw",
-        # Avro outputs; the repartition topics carry envelopes, already bytes
-        value_serializer=AvroCodec(spec.schema) if spec.schema else "raw",
+        value_serializer="raw",
         internal=False,
     )
 
@@ -187,17 +187,24 @@ def build_app(settings: Settings) -> faust.App:
     identify_events = app.topic(
         topology.identify_events.name, key_serializer="raw", value_serializer="raw"
     )
-    hops = {  # repartition topics, carrying envelopes (see streams.envelopes)
-        BY_MESSAGE: _faust_topic(app, topology.events_by_message),
-        BY_WORKSPACE: _faust_topic(app, topology.custom_values_by_workspace),
-        BY_ANONYMOUS: _faust_topic(app, topology.events_by_anonymous),
-        BY_PROFILE: _faust_topic(app, topology.events_by_profile),
+    hop_topics = {  # repartition topics, carrying envelopes (see streams.envelopes)
+        BY_MESSAGE: topology.events_by_message,
+        BY_WORKSPACE: topology.custom_values_by_workspace,
+        BY_ANONYMOUS: topology.events_by_anonymous,
+        BY_PROFILE: topology.events_by_profile,
     }
+    hops = {name: _repartition_topic(app, spec) for name, spec in hop_topics.items()}
     outputs = {
-        PROFILES: _faust_topic(app, topology.profiles),
-        MERGES: _faust_topic(app, topology.profile_merges),
-        REJECTIONS: _faust_topic(app, topology.rejections),
+        PROFILES: topology.profiles,
+        MERGES: topology.profile_merges,
+        REJECTIONS: topology.rejections,
     }
+    outbox = Outbox(settings.kafka_config(), linger_ms=5)
+
+    @app.on_before_shutdown.connect
+    def close_outbox(sender: faust.App, **kwargs: Any) -> None:
+        """After the consumer's last commit; every batch has awaited its outputs by then."""
+        outbox.close()
 
     def table(name: str) -> faust.Table:
         return app.Table(
@@ -225,27 +232,35 @@ def build_app(settings: Settings) -> faust.App:
 
     async def send_all(emits: list[Emit]) -> None:
         """Outputs one by one, the latest per key; records for the next stage in one envelope
-        per partition. Sent at once (not attached to an input offset): the caller acks its
-        input only afterwards, and every commit flushes the producer first."""
+        per partition. Returns once the broker has them all: the caller acks its input only
+        afterwards (see streams.delivery)."""
+        records: list[Record] = []
         by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
         for emit in coalesce(emits):
-            if emit.output in hops:
+            if emit.output in hop_topics:
                 where = (emit.output, partition_for(emit.key, settings.partitions))
                 by_partition.setdefault(where, []).append((emit.key, emit.value))
             else:
                 counters.count_published(emit)
-                await outputs[emit.output].send(key=emit.key, value=emit.value, force=True)
-        for (hop, partition), records in by_partition.items():
-            for envelope in envelopes.seal(records):
-                await hops[hop].send(value=envelope, partition=partition, force=True)
+                spec = outputs[emit.output]
+                key = None if emit.key is None else emit.key.encode()
+                value = None if emit.value is None else spec.schema.encode(emit.value)
+                records.append(Record(spec.name, key, value))
+        for (hop, partition), items in by_partition.items():
+            records += [
+                Record(hop_topics[hop].name, None, envelope, partition)
+                for envelope in envelopes.seal(items)
+            ]
+        await outbox.deliver(records)
 
     def stage(handle: Callable[[EventT], list[Emit]]) -> Callable[..., AsyncIterator[None]]:
         """An agent that handles messages in batches and sends what a batch produced together.
 
-        faust acks a batch's messages only after the body has run, a commit flushes the
-        producer first, and no commit passes a message not marked handled here (see
-        streams.commit_guard): at-least-once. Batches fill from what is already waiting, up to
-        ``batch_size`` messages or ``batch_wait_s``: few, full envelopes under load.
+        faust acks a batch's messages only after the body has run, the body returns only once
+        the broker has the batch's outputs, and no commit passes a message not marked handled
+        here (see streams.commit_guard): at-least-once. Batches fill from what is already
+        waiting, up to ``batch_size`` messages or ``batch_wait_s``: few, full envelopes under
+        load.
         """
 
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:

@@ -15,7 +15,6 @@ from typing import Any
 
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
-from faust.serializers.codecs import Codec
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
 MARKER = b"\xc3\x01"
@@ -74,21 +73,6 @@ class AvroSchema:
             )
         assert isinstance(record, dict)
         return record
-
-
-class AvroCodec(Codec):
-    """faust codec over an AvroSchema, so topics and tables (de)serialize through one path."""
-
-    def __init__(self, schema: AvroSchema) -> None:
-        super().__init__()
-        self.schema = schema
-
-    def _dumps(self, obj: Any) -> bytes | None:
-        # None stays None: a Kafka tombstone (deleted or merged-away profile), not an Avro value.
-        return None if obj is None else self.schema.encode(obj)
-
-    def _loads(self, s: bytes) -> Any:
-        return self.schema.decode(s)
 
 
 IDENTIFY_EVENT = AvroSchema("IdentifyEvent")

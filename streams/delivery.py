@@ -1,0 +1,155 @@
+"""The stages' outputs, produced through confluent-kafka and awaited until the broker has them.
+
+Why not faust's ``topic.send``: py-spy put faust's send path (channel, codec registry, future
+bookkeeping) and aiokafka's pure-Python producer at about a third of a loaded worker.
+librdkafka batches, partitions (murmur2, as Java, aiokafka and faust place keys) and speaks the
+protocol in C, on its own threads.
+
+At-least-once still holds, but no longer through faust's commit: faust acks a batch's input
+when the agent body returns and flushes only its *own* producer before committing. So a stage
+awaits ``Outbox.deliver`` for everything its batch produced (``acks=all``, idempotent) before
+its body returns. A record that fails is produced again until the broker has it: the batch is
+not done, and its input not acked, before that. Table changelogs still go through faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, Message, Producer
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF_S = 1.0
+BY_KEY = -1  # librdkafka's "unassigned" partition: its partitioner decides
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One Kafka record; ``partition`` -1 places it by its key (murmur2; random when None)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int = BY_KEY
+
+
+class _Batch:
+    """Delivery reports of one ``deliver`` call, resolved on the event loop when all are in."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.left = size
+        self.failed: list[Record] = []
+        self.done: asyncio.Future[None] = loop.create_future()
+
+    def on_delivery(self, error: KafkaError | None, message: Message) -> None:
+        """Called on the poll thread, once per record."""
+        if error is not None:
+            log.warning("delivery to %s failed, will retry: %s", message.topic(), error)
+            # to the partition it was meant for, whether chosen by key or by the caller
+            self.failed.append(
+                Record(message.topic(), message.key(), message.value(), message.partition())
+            )
+        self.left -= 1
+        if self.left == 0:
+            self.loop.call_soon_threadsafe(self._resolve)
+
+    def _resolve(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class Outbox:
+    """One idempotent confluent-kafka producer per worker, started on first use.
+
+    A thread polls it for delivery reports, which settle each ``deliver`` call's batch.
+    """
+
+    def __init__(self, kafka_config: dict[str, str], linger_ms: float) -> None:
+        self._config = {
+            **kafka_config,
+            "enable.idempotence": True,  # acks=all; retries neither duplicate nor reorder
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "partitioner": "murmur2_random",  # keyed records land where Java and faust put them
+        }
+        self._producer: Producer | None = None
+        self._stopping = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    def _started(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self._config)
+            self._poller = threading.Thread(target=self._poll, name="outbox-poll", daemon=True)
+            self._poller.start()
+        return self._producer
+
+    def _poll(self) -> None:
+        assert self._producer is not None
+        while not self._stopping.is_set():
+            self._producer.poll(0.1)
+
+    async def deliver(self, records: list[Record]) -> None:
+        """Return once the broker has every record.
+
+        Runs to the end even when the caller is cancelled (a worker stopping mid-batch), and
+        only then lets the cancellation through: faust acks the batch's input whenever the
+        body ends, so it must not end with outputs still in flight.
+        """
+        if not records:
+            return
+        sending = asyncio.ensure_future(self._deliver(records))
+        cancelled = False
+        while not sending.done():
+            try:
+                await asyncio.shield(sending)
+            except asyncio.CancelledError:
+                cancelled = True
+        if cancelled:
+            raise asyncio.CancelledError
+        sending.result()
+
+    async def _deliver(self, records: list[Record]) -> None:
+        producer = self._started()
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = _Batch(loop, len(records))
+            pending = records
+            while pending := _produce_until_full(producer, pending, batch):
+                await asyncio.sleep(0.01)  # librdkafka's queue is full: let it drain
+            await batch.done
+            if not batch.failed:
+                return
+            records = batch.failed
+            await asyncio.sleep(RETRY_BACKOFF_S)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Deliver what is still queued, then stop polling."""
+        if self._producer is None:
+            return
+        self._stopping.set()
+        assert self._poller is not None
+        self._poller.join()
+        left = self._producer.flush(timeout_s)
+        if left:
+            log.error("%d output records not delivered at shutdown", left)
+
+
+def _produce_until_full(producer: Producer, records: list[Record], batch: _Batch) -> list[Record]:
+    """Hand ``records`` to librdkafka; return those that did not fit in its queue."""
+    for n, record in enumerate(records):
+        try:
+            producer.produce(
+                record.topic,
+                record.value,
+                record.key,
+                record.partition,
+                on_delivery=batch.on_delivery,
+            )
+        except BufferError:
+            return records[n:]
+    return []
