@@ -28,12 +28,12 @@ def seal(records: list[tuple[str, Any]], limit: int = MAX_ENVELOPE_BYTES) -> lis
     """
     envelopes: list[bytes] = []
     batch: list[bytes] = []
-    size = 0
+    size = 1  # an envelope's length: "[", then each item with the "," or "]" after it
     for key, value in records:
         item = orjson.dumps([key, value])
         if batch and size + len(item) + 1 > limit:
             envelopes.append(b"[" + b",".join(batch) + b"]")
-            batch, size = [], 0
+            batch, size = [], 1
         batch.append(item)
         size += len(item) + 1
     if batch:
