@@ -5,6 +5,7 @@ from __future__ import annotations
 import faust
 
 from streams.app import build_app
+from streams.garbage_collection import tune_for_batches
 from streams.settings import Settings
 from topology.admin import ensure_topics
 
@@ -17,6 +18,7 @@ def run_worker(settings: Settings) -> None:
         settings.replication_factor,
     )
     app = build_app(settings)
+    tune_for_batches()
     worker = faust.Worker(
         app,
         loglevel=settings.log_level.upper(),
