@@ -33,9 +33,9 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.ceiling import pass_through
 from benchmarks.charts import bench_chart
-from streams.harness import Deployment, cluster
-from streams.settings import Settings
-from streams.workload import WorkloadSpec, generate
+from streams.runtime.settings import Settings
+from streams.tools.harness import Deployment, cluster
+from streams.tools.workload import WorkloadSpec, generate
 from topology.admin import delete_topics, ensure_topics
 from topology.avro import PROFILE
 from topology.topics import TopicSpec

@@ -23,10 +23,10 @@ from typing import Any
 
 from benchmarks.charts import scale_chart
 from benchmarks.run import RESULTS, dir_mib, peak_rss_mib, rss_mib
-from streams.harness import Deployment, cluster
-from streams.publisher import Message
-from streams.settings import Settings
-from streams.workload import WorkloadSpec, generate
+from streams.runtime.settings import Settings
+from streams.tools.harness import Deployment, cluster
+from streams.tools.publisher import Message
+from streams.tools.workload import WorkloadSpec, generate
 
 
 class ProfileCount:

@@ -40,11 +40,11 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 import localkafka
-from streams.harness import Deployment, cluster
-from streams.publisher import Message
-from streams.readback import lag, read_all
-from streams.settings import Settings
-from streams.workload import WorkloadSpec, generate
+from streams.runtime.settings import Settings
+from streams.tools.harness import Deployment, cluster
+from streams.tools.publisher import Message
+from streams.tools.readback import lag, read_all
+from streams.tools.workload import WorkloadSpec, generate
 from tests.integration.test_pipeline import links, refusals
 from tests.simulation import Outputs, simulate
 from topology.avro import IDENTIFY_EVENT, MARKER

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.harness import Deployment
-from streams.settings import Settings
+from streams.runtime.settings import Settings
+from streams.tools.harness import Deployment
 
 
 def _docker_engine_answers() -> bool:

@@ -19,11 +19,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams import assembly, attribute_types, deduplication, linking
-from streams.attribute_types import Catalog
-from streams.custom_attributes import AttributePolicy
-from streams.events import AfterErasure
-from streams.outcomes import (
+from streams.rules import assembly, attribute_types, deduplication, linking
+from streams.rules.attribute_types import Catalog
+from streams.rules.custom_attributes import AttributePolicy
+from streams.rules.events import AfterErasure
+from streams.rules.outcomes import (
     BY_ANONYMOUS,
     BY_MESSAGE,
     BY_PROFILE,
@@ -34,7 +34,7 @@ from streams.outcomes import (
     Emit,
     Source,
 )
-from streams.routing import route
+from streams.rules.routing import route
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 
 INPUT = "input"

@@ -24,8 +24,8 @@ PROFILE_TABLE = "profile-state"
 def partition_for(key: str, partitions: int) -> int:
     """The partition of a keyed record: murmur2, as faust, aiokafka and the Java client place it.
 
-    Stages that send records together (see streams.envelopes) and the lookups that find a key's
-    worker must agree with it.
+    Stages that send records together (see streams.runtime.envelopes) and the lookups that find a
+    key's worker must agree with it.
     """
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 

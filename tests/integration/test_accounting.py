@@ -5,9 +5,9 @@ import urllib.request
 
 import pytest
 
-from streams.outcomes import Source
-from streams.routing import route
-from streams.workload import WorkloadSpec, generate
+from streams.rules.outcomes import Source
+from streams.rules.routing import route
+from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
 from topology.avro import IDENTIFY_EVENT
 from topology.topics import MESSAGE_IDS_TABLE, PROFILE_TABLE

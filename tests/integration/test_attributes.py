@@ -2,7 +2,7 @@
 
 import pytest
 
-from streams.readback import read_all
+from streams.tools.readback import read_all
 from tests.factories import identify
 
 pytestmark = pytest.mark.integration

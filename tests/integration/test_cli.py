@@ -9,10 +9,10 @@ import time
 
 import pytest
 
-from streams.readback import latest_by_key
-from streams.workload import WorkloadSpec, generate
+from streams.tools.readback import latest_by_key
+from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
-from tests.unit.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
+from tests.unit.tools.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 def cli(deployment, *args):
     env = {**os.environ, **deployment.settings.to_env()}
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "streams.tools.cli", *args],
         env=env,
         capture_output=True,
         text=True,

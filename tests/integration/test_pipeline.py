@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from streams.identity import IdKind, derive_profile_id
-from streams.readback import lag
-from streams.workload import WorkloadSpec, generate
+from streams.rules.identity import IdKind, derive_profile_id
+from streams.tools.readback import lag
+from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
 from tests.simulation import simulate
 

@@ -5,8 +5,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 import localkafka
-from streams.harness import Deployment
-from streams.settings import Security
+from streams.runtime.settings import Security
+from streams.tools.harness import Deployment
 from tests.factories import identify
 
 pytestmark = pytest.mark.integration

@@ -1,0 +1,104 @@
+"""Stage 3: a profile assembled from its own events and the slices of the devices it owns.
+
+Keeping each device's slice apart inside the profile (instead of folding it in for good) is what
+makes a merge reversible: when the linking stage learns that a device belongs to someone else,
+detaching the slice gives exactly the profile as if the device had never been merged. The
+published profile is the join of all parts, so it is the same whatever order parts arrived in.
+
+Commands (from the routing and linking stages), keyed by profile id:
+  event  - an event addressed to this profile itself (its user, or its profile id)
+  member - an event of a device this profile currently owns
+  attach - a device joins this profile, with its whole slice so far
+  detach - a device leaves this profile
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.rules import deduplication, profile
+from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased
+from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit
+
+Assembled = dict[str, Any]  # {"own": ProfileState | None, "members": {device key: ProfileState}}
+
+
+def on_command(
+    assembled: Assembled | None, profile_id: str, command: dict[str, Any], now: int
+) -> tuple[Assembled | None, list[Emit]]:
+    """Apply one command; return the new record (None once empty) and the profile to publish."""
+    own = assembled["own"] if assembled else None
+    members: dict[str, profile.ProfileState] = dict(assembled["members"]) if assembled else {}
+    erased: list[Any] | None = assembled.get("erasedAt") if assembled else None
+    # Devices an erasure sent away: told again on a redelivered erasure (the first telling may
+    # have been lost with a crash, while the table already shows them gone).
+    sent_away: list[str] = list(assembled.get("erasedMembers", [])) if assembled else []
+    messages = assembled.get("messages") if assembled else None  # its own events' ids
+    emits: list[Emit] = []
+    op = command["op"]
+    if op in ("event", "member"):
+        event = from_json(command["event"])
+        if event.erase:
+            floor = event.erasure_floor
+            erased = max(erased or floor, floor)
+            own = profile.forget(own, erased)
+            messages, emits = deduplication.forget(messages, event.workspace_id, erased)
+            sent_away = sorted({*sent_away, *members})
+            for member in sent_away:  # the person's devices are forgotten too
+                emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
+            members = {}
+        elif erased is not None and list(event.stamp) <= erased:
+            # Older than an erasure: stays forgotten, even when it arrives late. Once the erasure
+            # blocks, that is every event, and each is refused visibly.
+            if blocks(erased):
+                subject = "anonymousId" if op == "member" else _addressed_by(event)
+                emits.append(refused_as_erased(event, subject, command["source"], now))
+        elif op == "event":
+            own = profile.fold(own, event, profile_id)
+            messages = deduplication.remember(messages, event.timestamp, event.message_id)
+        else:
+            member = command["member"]
+            members[member] = profile.fold(members.get(member), event, member)
+    elif op == "attach":
+        member, claim = command["member"], command.get("claim")
+        if erased is not None and claim is not None and claim <= erased:
+            # A login from before this user's erasure, arrived late: that link is erased too.
+            emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
+        else:
+            state = profile.forget(command["state"], erased) if erased else command["state"]
+            if state is not None:
+                known = members.get(member)
+                members[member] = state if known is None else profile.join(known, state)
+    elif op == "detach":
+        members.pop(command["member"], None)
+    else:
+        raise ValueError(f"unknown command {op!r}")
+
+    record: Assembled = {"own": own, "members": members}
+    if messages:
+        record["messages"] = messages
+    if erased:
+        record |= {"erasedAt": erased, "erasedMembers": sent_away}
+    if own is None and not members:
+        # Nothing left (a device moved to its user, or the person was erased): the profile no
+        # longer exists. The tombstone goes out even if the record was already gone: this may be
+        # a redelivery whose first tombstone was lost with a crash. An erasure is remembered.
+        return (record if erased else None), [*emits, Emit(PROFILES, profile_id, None)]
+    rendered = profile.render(combine(own, members, profile_id))
+    return record, [*emits, Emit(PROFILES, profile_id, rendered)]
+
+
+def _addressed_by(event: IdentifyEvent) -> str:
+    """The identifier that sent an event to its profile (see routing)."""
+    return "userId" if event.user_id is not None else "profileId"
+
+
+def combine(
+    own: profile.ProfileState | None, members: dict[str, profile.ProfileState], profile_id: str
+) -> profile.ProfileState:
+    """The profile's state: the join of its own part and every member slice, in a fixed order."""
+    parts = ([own] if own is not None else []) + [members[k] for k in sorted(members)]
+    combined = parts[0]
+    for part in parts[1:]:
+        combined = profile.join(combined, part)
+    return {**combined, "profileId": profile_id}

@@ -1,0 +1,128 @@
+"""Stage 1: from raw input bytes to a re-keyed event, or rejections. No Kafka in here.
+
+Producers key input however they like, so the first stage decodes, checks and re-keys each event:
+events that name a device (anonymousId) go to that device's partition, where the link from the
+device to its known user lives; events that only name a user (or a profile) go straight to the
+profile's partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from streams.rules.attribute_values import epoch_millis
+from streams.rules.custom_attributes import AttributePolicy
+from streams.rules.deduplication import message_key
+from streams.rules.events import (
+    CUSTOM_PREFIX,
+    AfterErasure,
+    IdentifyEvent,
+    parse_identify,
+    to_json,
+)
+from streams.rules.identity import Blocklists, IdKind, derive_profile_id
+from streams.rules.outcomes import (
+    BY_ANONYMOUS,
+    BY_PROFILE,
+    BY_WORKSPACE,
+    Emit,
+    Rejection,
+    Source,
+    rejected,
+)
+from topology.avro import IDENTIFY_EVENT, AvroDecodeError
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """What the first stage decided for one message; ``dedupe_key`` is None when the message
+    has no usable messageId (then it cannot be a duplicate of anything)."""
+
+    emits: list[Emit]
+    dedupe_key: str | None = None
+    timestamp: int = 0
+
+
+def route(
+    raw: bytes | None,
+    source: Source,
+    now: int,
+    blocklists: Blocklists | None = None,
+    policy: AttributePolicy | None = None,
+    after_erasure: AfterErasure = "recreate",
+) -> Routed:
+    """Decode and check one input message and say where it goes next.
+
+    Never raises: a message that trips an unforeseen error is rejected with its raw bytes (reason
+    ``processing_error``) instead of stopping the partition behind it.
+    """
+    try:
+        return _route(raw, source, now, blocklists, policy, after_erasure)
+    except AvroDecodeError as exc:
+        return Routed([rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)])
+    except Exception as exc:
+        failure = Rejection("processing_error", f"{type(exc).__name__}: {exc}")
+        return Routed([rejected(failure, source, now, raw_value=raw)])
+
+
+def _route(
+    raw: bytes | None,
+    source: Source,
+    now: int,
+    blocklists: Blocklists | None,
+    policy: AttributePolicy | None,
+    after_erasure: AfterErasure,
+) -> Routed:
+    record = IDENTIFY_EVENT.decode(raw)
+    parsed = parse_identify(record, blocklists, policy, after_erasure)
+    message_id, workspace_id = record["messageId"], record["workspaceId"]
+    emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]
+    event = parsed.event
+    if event is None:
+        envelope_ok = message_id.strip() and workspace_id.strip()
+        key = message_key(workspace_id.strip(), message_id.strip()) if envelope_ok else None
+        return Routed(emits, key, epoch_millis(record["timestamp"]))
+    custom = {k for k in (*event.set, *event.set_once) if k.startswith(CUSTOM_PREFIX)}
+    if custom or event.increment or event.append or event.remove:
+        # Custom values wait for their type at the workspace's registry; the rest goes on now.
+        typed = replace(
+            event,
+            set={k: v for k, v in event.set.items() if k in custom},
+            set_once={k: v for k, v in event.set_once.items() if k in custom},
+            unset=frozenset(),
+        )
+        if typed.user_id is not None:
+            # Data of an identify call belongs to the user it names, not to the device.
+            typed = replace(typed, anonymous_id=None)
+        emits.append(
+            Emit(
+                BY_WORKSPACE,
+                event.workspace_id,
+                {"event": to_json(typed), "next": _destination(typed), "source": source.to_json()},
+            )
+        )
+        event = replace(
+            event,
+            set={k: v for k, v in event.set.items() if k not in custom},
+            set_once={k: v for k, v in event.set_once.items() if k not in custom},
+            increment={},
+            append={},
+            remove={},
+        )
+    payload = {"event": to_json(event), "source": source.to_json()}
+    output, key = _destination(event)
+    emits.append(Emit(output, key, {"op": "event", **payload} if output == BY_PROFILE else payload))
+    return Routed(emits, message_key(event.workspace_id, event.message_id), event.timestamp)
+
+
+def _destination(event: IdentifyEvent) -> list[str]:
+    """Where an event goes next: its device's partition, else its profile's."""
+    if event.anonymous_id is not None:
+        return [
+            BY_ANONYMOUS,
+            derive_profile_id(event.workspace_id, IdKind.ANONYMOUS, event.anonymous_id),
+        ]
+    if event.user_id is not None:
+        return [BY_PROFILE, derive_profile_id(event.workspace_id, IdKind.USER, event.user_id)]
+    assert event.profile_id is not None
+    return [BY_PROFILE, event.profile_id]

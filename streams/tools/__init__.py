@@ -1,0 +1,1 @@
+"""Operator tools: the CLI, the demo, replays, importers and the benchmark harness."""

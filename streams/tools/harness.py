@@ -1,0 +1,151 @@
+"""Drive one isolated deployment of the pipeline from Python: topics, worker processes, I/O.
+
+The demo, the integration tests and the benchmarks all run the pipeline this way, so they share
+one definition of "publish, wait until processed, read the results back". Each deployment gets
+its own topic prefix, application id and data dirs, so several can share a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import time
+import urllib.request
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka.admin import AdminClient
+
+import localkafka
+from streams.runtime.settings import Settings
+from streams.tools.publisher import Message, publish
+from streams.tools.readback import latest_by_key, read_all, wait_caught_up
+from streams.tools.supervisor import WorkerProcess
+from topology.admin import delete_topics, ensure_topics
+from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
+from topology.topics import Topology
+
+
+def cluster(stack: ExitStack) -> str:
+    """The user's cluster if KAFKA_BOOTSTRAP_SERVERS names one, else the local broker.
+
+    A local broker started here is stopped when ``stack`` closes; one already running is left be.
+    """
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        return os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    if localkafka.status() is None:
+        print("starting the local Kafka broker (the first run fetches it from Maven Central)...")
+        started = time.monotonic()
+        bootstrap = localkafka.start()
+        print(f"broker up at {bootstrap} in {time.monotonic() - started:.1f}s")
+        stack.callback(localkafka.stop)
+        return bootstrap
+    return localkafka.start()
+
+
+class Deployment:
+    """Topics + workers of one application id, under ``workdir``."""
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        self.settings = settings
+        self.workdir = workdir
+        self.topology: Topology = settings.topology()
+        self.workers: dict[str, WorkerProcess] = {}
+
+    @property
+    def kafka_config(self) -> dict[str, str]:
+        return self.settings.kafka_config()
+
+    def create_topics(self) -> Deployment:
+        ensure_topics(self.kafka_config, self.topology.all(), self.settings.replication_factor)
+        return self
+
+    def data_dir(self, name: str) -> Path:
+        return self.workdir / name / "state"
+
+    def start_worker(self, name: str = "worker-1", wait: bool = True) -> WorkerProcess:
+        """Start (or restart, on the same data dir) the worker called ``name``."""
+        previous = self.workers.get(name)
+        port = previous.settings.web_port if previous else _free_port()
+        settings = self.settings.with_changes(data_dir=self.data_dir(name), web_port=port)
+        worker = WorkerProcess(settings, self.workdir / name / "worker.log").start()
+        self.workers[name] = worker
+        return worker.wait_ready() if wait else worker
+
+    def publish(
+        self, messages: Iterable[Message], total: int | None = None, progress: bool = False
+    ) -> int:
+        return publish(
+            self.kafka_config, self.topology.identify_events.name, messages, total, progress
+        )
+
+    def wait_processed(
+        self, timeout: float = 180.0, on_poll: Callable[[int], None] | None = None
+    ) -> None:
+        """Until every input and repartitioned event is committed, so all outputs are out."""
+        topics = [self.topology.identify_events.name, *(t.name for t in self.topology.internal())]
+        wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return latest_by_key(self.kafka_config, self.topology.profiles.name, PROFILE.decode)
+
+    def profile_history(self) -> list[tuple[str | None, Any, int]]:
+        return read_all(self.kafka_config, self.topology.profiles.name, PROFILE.decode)
+
+    def merges(self) -> dict[str, dict[str, Any]]:
+        return latest_by_key(
+            self.kafka_config, self.topology.profile_merges.name, PROFILE_MERGE.decode
+        )
+
+    def rejections(self) -> list[dict[str, Any]]:
+        records = read_all(self.kafka_config, self.topology.rejections.name, REJECTION.decode)
+        return [value for _, value, _ in records]
+
+    def counters(self) -> dict[str, Any]:
+        """Outcome counters summed over the running workers (see streams.runtime.accounting)."""
+        total: dict[str, Any] = {}
+        for worker in self.workers.values():
+            if not worker.alive():
+                continue
+            url = f"http://127.0.0.1:{worker.settings.web_port}/counters/"
+            with urllib.request.urlopen(url, timeout=10) as response:
+                for name, value in json.load(response).items():
+                    if isinstance(value, dict):
+                        merged = total.setdefault(name, {})
+                        for reason, n in value.items():
+                            merged[reason] = merged.get(reason, 0) + n
+                    else:
+                        total[name] = total.get(name, 0) + value
+        return total
+
+    def stop_workers(self) -> None:
+        for worker in self.workers.values():
+            worker.stop()
+
+    def destroy(self) -> None:
+        """Stop the workers, delete every topic of the deployment (faust's too) and the state.
+
+        Worker logs stay in ``workdir`` for post-mortems.
+        """
+        self.stop_workers()
+        own = {spec.name for spec in self.topology.all()}
+        existing = AdminClient(self.kafka_config).list_topics(timeout=30).topics
+        internal = {
+            name
+            for name in existing
+            if name.startswith(f"{self.settings.app_id}-")
+            or (self.settings.topic_prefix and name.startswith(self.settings.topic_prefix))
+        }
+        delete_topics(self.kafka_config, sorted((own & existing.keys()) | internal))
+        for name in self.workers:
+            shutil.rmtree(self.data_dir(name), ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

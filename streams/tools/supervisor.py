@@ -1,0 +1,86 @@
+"""Run workers as real OS processes, as production does, for the demo, tests and benchmarks.
+
+A worker in its own process can be SIGKILLed, restarted on the same data dir, or started twice to
+form a consumer group: the failure modes that matter cannot be exercised in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from streams.runtime.settings import Settings
+
+READY_LINE = "Ready"  # faust's worker logs "[^Worker]: Ready" once its agents are consuming
+
+
+class WorkerFailed(RuntimeError):
+    """The worker process exited when it should be running."""
+
+
+class WorkerProcess:
+    """One ``identify-stream worker`` process with its log file."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log_offset = 0
+
+    def start(self) -> WorkerProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "streams.tools.cli", "worker"],
+                env={**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def log_text(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    def wait_ready(self, timeout: float = 90.0) -> WorkerProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if READY_LINE in self.log_text():
+                return self
+            if self.process is None or self.process.poll() is not None:
+                raise WorkerFailed(f"worker exited during start:\n{self.tail()}")
+            time.sleep(0.2)
+        raise WorkerFailed(f"worker not ready after {timeout:.0f}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Graceful stop: faust commits offsets and closes RocksDB on SIGTERM."""
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """Crash: SIGKILL, no chance to commit or flush anything."""
+        if self.alive():
+            assert self.process is not None
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(30)

@@ -1,0 +1,138 @@
+"""First-type-wins, through all stages, with any arrival order."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.rules.attribute_types import Catalog
+from streams.rules.custom_attributes import AttributePolicy
+from tests.factories import identify
+from tests.simulation import simulate
+
+KINDS = {"number": 5, "string": "five", "boolean": True}
+
+
+def kinds_in(profiles, name):
+    return {
+        type(p["attributes"]["custom"][name]).__name__
+        for p in profiles.values()
+        if name in p["attributes"]["custom"]
+    }
+
+
+def test_first_value_fixes_the_type_for_the_workspace():
+    records = [
+        (None, identify(ts=1, user="a", set={"custom": {"x": 5}})),
+        (None, identify(ts=2, user="b", set={"custom": {"x": "five", "y": 1}})),
+        (None, identify(ts=3, user="c", workspace="other", set={"custom": {"x": "five"}})),
+    ]
+    out = simulate(records, partitions=1)
+    a, b = (
+        out.profiles[pid]
+        for pid in sorted(out.profiles, key=lambda p: out.profiles[p]["userId"])
+        if out.profiles[pid]["workspaceId"] == "ws"
+    )
+    assert a["attributes"]["custom"] == {"x": 5}
+    assert b["attributes"]["custom"] == {"y": 1}  # y still applied; only x was refused
+    (refusal,) = out.rejections
+    assert (refusal["reason"], refusal["subject"], refusal["wholeMessage"]) == (
+        "type_mismatch",
+        "custom.x",
+        False,
+    )
+    assert "number" in refusal["message"]
+    other = [p for p in out.profiles.values() if p["workspaceId"] == "other"]
+    assert other[0]["attributes"]["custom"] == {"x": "five"}  # workspaces type separately
+
+
+def test_integers_and_doubles_are_one_number_type():
+    out = simulate(
+        [
+            (None, identify(ts=1, user="a", set={"custom": {"x": 5}})),
+            (None, identify(ts=2, user="b", set={"custom": {"x": 2.5}})),
+        ],
+        partitions=1,
+    )
+    assert out.rejections == []
+
+
+def test_limit_per_type_per_workspace():
+    policy = AttributePolicy(max_per_type=2)
+    out = simulate(
+        [(None, identify(ts=1, user="a", set={"custom": {"a": 1, "b": 2, "c": 3, "s": "x"}}))],
+        partitions=1,
+        policy=policy,
+    )
+    (profile,) = out.profiles.values()
+    assert profile["attributes"]["custom"] == {"a": 1, "b": 2, "s": "x"}
+    assert [(r["reason"], r["subject"]) for r in out.rejections] == [
+        ("attribute_limit_reached", "custom.c")
+    ]
+
+
+def test_catalog_fixes_types_before_any_value(tmp_path):
+    path = tmp_path / "catalog.json"
+    path.write_text(json.dumps({"*": {"plan": "string"}, "acme": {"ltv": "number"}}))
+    catalog = Catalog.load(path)
+    out = simulate(
+        [
+            (
+                None,
+                identify(ts=1, user="a", workspace="acme", set={"custom": {"plan": 3, "ltv": "x"}}),
+            )
+        ],
+        partitions=1,
+        catalog=catalog,
+    )
+    assert sorted(r["subject"] for r in out.rejections) == ["custom.ltv", "custom.plan"]
+    assert "declared in the catalog" in out.rejections[0]["message"]
+    path.write_text(json.dumps({"*": {"plan": "text"}}))
+    with pytest.raises(ValueError, match="not one of"):
+        Catalog.load(path)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["u1", "u2", "u3"]), st.sampled_from(sorted(KINDS))),
+        min_size=1,
+        max_size=8,
+    ),
+    st.integers(0, 1000),
+    st.integers(1, 4),
+)
+def test_one_type_everywhere_whatever_the_order(writes, seed, partitions):
+    records = [
+        (user, identify(ts=n, user=user, set={"custom": {"x": KINDS[kind]}}, message_id=f"m{n}"))
+        for n, (user, kind) in enumerate(writes)
+    ]
+    out = simulate(records, partitions, seed)
+    seen = kinds_in(out.profiles, "x")
+    assert len(seen) == 1
+    refused = [r for r in out.rejections if r["reason"] == "type_mismatch"]
+    (winner,) = seen
+    python_type = {"int": "number", "str": "string", "bool": "boolean"}[winner]
+    assert len(refused) == sum(1 for _, kind in writes if kind != python_type)
+
+
+def test_operations_are_typed_like_values():
+    out = simulate(
+        [
+            (None, identify(ts=1, user="a", set={"custom": {"plan": "pro", "visits": 1}})),
+            (None, {**identify(ts=2, user="a"), "increment": {"plan": 1, "visits": 2}}),
+            (None, {**identify(ts=3, user="a"), "append": {"visits": ["x"], "tags": ["new"]}}),
+        ],
+        partitions=1,
+    )
+    (profile,) = out.profiles.values()
+    assert profile["attributes"]["custom"] == {
+        "plan": "pro",
+        "visits": 3,
+        "tags": ("identitystream.v1.ListValue", {"items": ["new"]}),
+    }
+    assert sorted((r["reason"], r["subject"]) for r in out.rejections) == [
+        ("type_mismatch", "custom.plan"),
+        ("type_mismatch", "custom.visits"),
+    ]

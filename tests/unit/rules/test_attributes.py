@@ -1,0 +1,112 @@
+import contextlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.rules import system_attributes
+from streams.rules.attribute_values import InvalidAttribute
+from streams.rules.custom_attributes import AttributePolicy, LongStrings
+from streams.rules.events import parse_identify
+from tests.factories import identify
+from topology.avro import IDENTIFY_EVENT
+
+
+def parse(policy=None, **kwargs):
+    return parse_identify(
+        IDENTIFY_EVENT.decode(IDENTIFY_EVENT.encode(identify(user="u", **kwargs))), None, policy
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "stored"),
+    [
+        ("email", "Ada@Example.COM", "Ada@example.com"),
+        ("phone", "+55 11 5525-6325", "+551155256325"),
+        ("gender", " FEMALE ", "female"),
+        ("birthDate", "1986-08-19T15:45:00-0800", "1986-08-19"),
+        ("birthDate", "1990-11-25", "1990-11-25"),
+        ("language", "EN", "en"),
+        ("country", "us", "US"),
+        ("timezone", "america/new_york", "America/New_York"),
+        (
+            "location",
+            {"latitude": 12.12, "longitude": 100.31},
+            {"latitude": 12.12, "longitude": 100.31},
+        ),
+        ("firstName", "  Ada ", "Ada"),
+    ],
+)
+def test_valid_values_are_normalised(name, raw, stored):
+    assert system_attributes.normalize(name, raw) == stored
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "reason"),
+    [
+        ("email", "not-an-email", "invalid_email"),
+        ("phone", "05551234567", "invalid_phone"),
+        ("phone", "+1 555", "invalid_phone"),
+        ("gender", "MALEish", "invalid_gender"),
+        ("birthDate", "19/08/1986", "invalid_birth_date"),
+        ("language", "english", "invalid_language"),
+        ("language", "qq", "invalid_language"),
+        ("country", "EN", "invalid_country"),  # Herogi's own example uses EN as a country
+        ("timezone", "Mars/Olympus", "invalid_timezone"),
+        ("location", {"latitude": 91.0, "longitude": 0.0}, "invalid_location"),
+        ("location", {"latitude": 0.0, "longitude": float("nan")}, "invalid_location"),
+        ("city", "   ", "empty_value"),
+    ],
+)
+def test_invalid_values_are_refused_with_a_reason(name, raw, reason):
+    with pytest.raises(InvalidAttribute) as err:
+        system_attributes.normalize(name, raw)
+    assert err.value.reason == reason
+
+
+def test_an_invalid_attribute_is_refused_alone():
+    parsed = parse(set={"email": "nope", "city": "Oslo", "phone": "+551155256325"})
+    assert parsed.event.set == {"city": "Oslo", "phone": "+551155256325"}
+    assert [(r.reason, r.subject, r.whole) for r in parsed.rejections] == [
+        ("invalid_email", "email", False)
+    ]
+
+
+def test_custom_attribute_names():
+    long = "x" * 50
+    parsed = parse(set={"custom": {"ok": 1, long: 2, "we_internal": 3, "": 4}})
+    assert parsed.event.set == {"custom.ok": ["number", 1]}
+    assert sorted(r.reason for r in parsed.rejections) == [
+        "invalid_attribute_name",
+        "invalid_attribute_name",
+        "reserved_attribute_name",
+    ]
+    custom_prefix = parse(AttributePolicy(reserved_prefix="x_"), set={"custom": {"we_ok": 1}})
+    assert custom_prefix.event.set == {"custom.we_ok": ["number", 1]}
+
+
+def test_long_strings_are_truncated_with_a_warning_or_refused():
+    text = "a" * 1200
+    truncated = parse(set={"custom": {"bio": text}, "city": text})
+    assert truncated.event.set["custom.bio"] == ["string", "a" * 999]
+    assert truncated.event.set["city"] == "a" * 999
+    assert {(r.reason, r.subject) for r in truncated.rejections} == {
+        ("value_truncated", "custom.bio"),
+        ("value_truncated", "city"),
+    }
+    refused = parse(AttributePolicy(long_strings=LongStrings.REJECT), set={"custom": {"bio": text}})
+    assert refused.event.set == {}
+    assert [r.reason for r in refused.rejections] == ["value_too_long"]
+
+
+def test_non_finite_numbers_are_refused():
+    parsed = parse(set={"custom": {"score": float("inf")}})
+    assert parsed.event.set == {}
+    assert [r.reason for r in parsed.rejections] == ["invalid_value"]
+
+
+@given(st.text(max_size=40), st.sampled_from([*system_attributes._CHECKS, "city"]))
+def test_validators_never_raise_anything_else(text, name):
+    value = {"latitude": 0.0, "longitude": 0.0} if name == "location" else text
+    with contextlib.suppress(InvalidAttribute):
+        system_attributes.normalize(name, value)

@@ -1,0 +1,104 @@
+from hypothesis import given
+from hypothesis import strategies as st
+
+from streams.rules.events import from_json
+from streams.rules.identity import IdKind, derive_profile_id
+from streams.rules.outcomes import BY_ANONYMOUS, BY_PROFILE, BY_WORKSPACE, REJECTIONS, Source
+from streams.rules.routing import route
+from tests.factories import identify
+from topology.avro import IDENTIFY_EVENT
+
+SOURCE = Source("in", 0, 42)
+
+
+def routed(**kwargs):
+    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
+    forwards = [e for e in emits if e.output not in (REJECTIONS, BY_WORKSPACE)]
+    refusals = [e.value for e in emits if e.output == REJECTIONS]
+    assert len(forwards) <= 1
+    return (forwards[0] if forwards else None), refusals
+
+
+def typed(**kwargs):
+    """The emit that sends an event's custom values to the workspace's type registry."""
+    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
+    (emit,) = [e for e in emits if e.output == BY_WORKSPACE]
+    return emit
+
+
+def test_events_naming_a_device_go_to_the_device_partition():
+    forward, refusals = routed(user=" u1 ", anon="d1", workspace="w")
+    assert forward.output == BY_ANONYMOUS
+    assert forward.key == derive_profile_id("w", IdKind.ANONYMOUS, "d1")
+    assert refusals == []
+    event = from_json(forward.value["event"])
+    assert (event.user_id, event.anonymous_id) == ("u1", "d1")
+    assert forward.value["source"] == ["in", 0, 42]
+
+
+def test_events_naming_only_a_user_go_to_the_user_profile():
+    forward, _ = routed(user="u1", workspace="w")
+    assert forward.output == BY_PROFILE
+    assert forward.key == derive_profile_id("w", IdKind.USER, "u1")
+    assert forward.value["op"] == "event"
+
+
+def test_junk_user_id_is_refused_but_the_device_still_carries_the_event():
+    forward, refusals = routed(user="guest", anon="d1", workspace="w", set={"city": "Oslo"})
+    assert forward.key == derive_profile_id("w", IdKind.ANONYMOUS, "d1")
+    assert [(r["reason"], r["subject"], r["wholeMessage"]) for r in refusals] == [
+        ("blocklisted_identifier", "userId", False)
+    ]
+    assert refusals[0]["sourceOffset"] == 42
+    assert from_json(forward.value["event"]).set == {"city": "Oslo"}
+
+
+def test_event_without_any_usable_identifier_is_refused_whole():
+    forward, refusals = routed(user="null", anon="   ")
+    assert forward is None
+    assert [r["reason"] for r in refusals] == [
+        "empty_identifier",
+        "blocklisted_identifier",
+        "missing_identity",
+    ]
+    assert refusals[-1]["wholeMessage"]
+    assert routed()[1][0]["reason"] == "missing_identity"
+
+
+def test_bad_envelope_is_refused_whole():
+    assert routed(user="u", workspace=" ")[1][0]["reason"] == "missing_workspace"
+    assert routed(user="u", message_id=" ")[1][0]["reason"] == "missing_message_id"
+
+
+def test_invalid_json_object_is_refused_alone():
+    bad = ("identitystream.v1.JsonObject", {"json": "[1, 2]"})
+    record = {"user": "u", "set": {"city": "Oslo", "custom": {"prefs": bad, "p": "x"}}}
+    forward, refusals = routed(**record)
+    assert [(r["reason"], r["subject"]) for r in refusals] == [("invalid_value", "custom.prefs")]
+    assert from_json(forward.value["event"]).set == {"city": "Oslo"}
+    assert from_json(typed(**record).value["event"]).set == {"custom.p": ["string", "x"]}
+
+
+def test_custom_values_go_through_the_workspace_registry_then_to_their_profile():
+    with_device = typed(anon="d1", workspace="w", set={"custom": {"n": 1}})
+    assert with_device.key == "w"
+    assert with_device.value["next"] == [
+        BY_ANONYMOUS,
+        derive_profile_id("w", IdKind.ANONYMOUS, "d1"),
+    ]
+    login = typed(anon="d1", user="u1", workspace="w", set={"custom": {"n": 1}})
+    assert login.value["next"] == [BY_PROFILE, derive_profile_id("w", IdKind.USER, "u1")]
+    assert from_json(login.value["event"]).anonymous_id is None  # the login's data is the user's
+
+
+def test_undecodable_bytes_are_refused_with_their_raw_bytes():
+    (emit,) = route(b"\x00garbage", SOURCE, now=1).emits
+    assert emit.output == REJECTIONS
+    assert emit.value["reason"] == "undecodable"
+    assert emit.value["rawValue"] == b"\x00garbage"
+
+
+@given(st.binary(max_size=200))
+def test_route_never_raises_and_always_says_something(data):
+    for payload in (data, IDENTIFY_EVENT.header + data):
+        assert route(payload, SOURCE, now=1).emits

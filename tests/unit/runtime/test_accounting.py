@@ -1,0 +1,33 @@
+from streams.rules.outcomes import MERGES, PROFILES, REJECTIONS, Emit
+from streams.runtime.accounting import Counters
+
+
+def refusal(reason, whole):
+    return Emit(REJECTIONS, "m", {"reason": reason, "wholeMessage": whole})
+
+
+def test_outcomes_add_up_and_show_in_both_forms():
+    counters = Counters()
+    counters.count_input([Emit(PROFILES, "p", {"x": 1})])
+    counters.count_input([refusal("blocklisted_identifier", False), Emit(PROFILES, "p", None)])
+    counters.count_input([refusal("undecodable", True)])
+    counters.count_input([])
+    counters.count_refusals([refusal("type_mismatch", False), Emit(MERGES, "a", {})])
+    for sent in (Emit(PROFILES, "p", None), Emit(MERGES, "a", {})):
+        counters.count_published(sent)
+    snap = counters.snapshot()
+    assert {
+        k: snap[k] for k in ("in", "applied", "applied_with_warning", "duplicate", "rejected")
+    } == {
+        "in": 4,
+        "applied": 1,
+        "applied_with_warning": 1,
+        "duplicate": 1,
+        "rejected": 1,
+    }
+    assert snap["rejected_by_reason"] == {"undecodable": 1}
+    assert snap["warnings_by_reason"] == {"blocklisted_identifier": 1, "type_mismatch": 1}
+    text = counters.prometheus().decode()
+    assert 'identity_stream_events_total{outcome="duplicate"} 1.0' in text
+    assert 'identity_stream_outputs_total{output="tombstone"} 1.0' in text
+    assert 'identity_stream_outputs_total{output="merge"} 1.0' in text

@@ -1,0 +1,38 @@
+"""Envelopes carry a stage's records for one partition in one message, in order."""
+
+from aiokafka.partitioner import DefaultPartitioner
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from streams.runtime.envelopes import seal, unseal
+from topology.topics import partition_for
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=10,
+)
+records = st.lists(st.tuples(st.text(max_size=30), json_values), max_size=40)
+
+
+@given(records, st.integers(1, 2000))
+def test_sealed_records_come_out_in_order_whatever_the_size_limit(items, limit):
+    envelopes = seal(items, limit)
+    assert [record for e in envelopes for record in unseal(e)] == items
+
+
+@given(records, st.integers(200, 2000))
+@example([("", None)] * 6 + [("x" * 44, [None, None, -10000000, "y" * 60])], 194)  # one byte over
+def test_an_envelope_stays_under_the_limit_unless_one_record_alone_exceeds_it(items, limit):
+    for envelope in seal(items, limit):
+        assert len(envelope) <= limit or len(unseal(envelope)) == 1
+
+
+def test_no_records_no_envelopes():
+    assert seal([]) == []
+
+
+@given(st.text(min_size=1, max_size=40), st.integers(1, 64))
+def test_records_land_where_a_keyed_send_would_put_them(key, partitions):
+    every = list(range(partitions))
+    assert partition_for(key, partitions) == DefaultPartitioner()(key.encode(), every, every)
