@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: demo test bench bench-scale chaos install lint unit integration broker-start broker-stop broker-status clean
+.PHONY: demo test bench bench-scale chaos install lint unit integration broker-start broker-stop broker-status registry-start registry-stop clean
 
 demo: install ## fetch and start a broker, run a worker, publish a generated stream, print profiles
 	$(BIN)/identify-stream demo
@@ -51,5 +51,11 @@ broker-stop: install
 broker-status: install
 	$(BIN)/python -m localkafka status
 
-clean: broker-stop
+registry-start: install ## the local schema registry, Confluent's API (Apicurio, Maven Central, no Docker)
+	$(BIN)/python -m localkafka registry-start
+
+registry-stop: install
+	$(BIN)/python -m localkafka registry-stop
+
+clean: broker-stop registry-stop
 	rm -rf .data .localkafka $(VENV)

@@ -1,11 +1,17 @@
-"""`python -m localkafka start|stop|status|reset|fetch` (start prints the bootstrap address)."""
+"""`python -m localkafka start|stop|status|reset|fetch` for the broker (start prints the bootstrap
+address) and `registry-start|registry-stop|registry-status|registry-fetch` for the schema registry
+(registry-start prints the URL of its Confluent-compatible API)."""
 
 from __future__ import annotations
 
 import sys
 import time
 
-from localkafka import broker
+from localkafka import broker, registry
+
+COMMANDS = (
+    "start|stop|status|reset|fetch|registry-start|registry-stop|registry-status|registry-fetch"
+)
 
 
 def main(argv: list[str]) -> int:
@@ -26,10 +32,23 @@ def main(argv: list[str]) -> int:
             broker.reset()
         elif command == "fetch":
             print(broker.fetch_jars())
+        elif command == "registry-start":
+            started = time.monotonic()
+            url = registry.start()
+            print(f"schema registry ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+            print(url)
+        elif command == "registry-stop":
+            registry.stop()
+        elif command == "registry-status":
+            url = registry.status()
+            print(url or "not running")
+            return 0 if url else 3
+        elif command == "registry-fetch":
+            print(registry.fetch())
         else:
-            print(f"unknown command {command!r}: start|stop|status|reset|fetch", file=sys.stderr)
+            print(f"unknown command {command!r}: {COMMANDS}", file=sys.stderr)
             return 2
-    except broker.BrokerError as exc:
+    except (broker.BrokerError, registry.RegistryError) as exc:
         print(f"localkafka: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -50,11 +50,16 @@ def sasl_bootstrap() -> str:
     return f"127.0.0.1:{port() + 2}"
 
 
-def _require(tool: str, what: str) -> str:
+def _require(
+    tool: str,
+    what: str,
+    error: type[Exception] = BrokerError,
+    service: str = "the local Kafka broker",
+) -> str:
     path = shutil.which(tool)
     if path is None:
-        raise BrokerError(
-            f"{what} is required to run the local Kafka broker: install it "
+        raise error(
+            f"{what} is required to run {service}: install it "
             f"(Debian/Ubuntu: apt-get install -y {_PACKAGES[tool]})"
         )
     return path
@@ -140,8 +145,9 @@ def _java(libs: Path, *args: str, heap: str = "256m") -> list[str]:
     ]
 
 
-def _pid() -> int | None:
-    pid_file = home() / "broker.pid"
+def _pid(name: str) -> int | None:
+    """The pid in ``<home>/<name>.pid`` if that process is alive."""
+    pid_file = home() / f"{name}.pid"
     if not pid_file.exists():
         return None
     pid = int(pid_file.read_text().strip() or 0)
@@ -175,11 +181,11 @@ def _answers(timeout: float = 5.0) -> bool:
 
 def status() -> str | None:
     """The bootstrap address if our broker is running and answering, else None."""
-    return bootstrap() if _pid() is not None and _answers() else None
+    return bootstrap() if _pid("broker") is not None and _answers() else None
 
 
-def _log_tail(lines: int = 30) -> str:
-    log = home() / "broker.log"
+def _log_tail(name: str = "broker", lines: int = 30) -> str:
+    log = home() / f"{name}.log"
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
 
 
@@ -207,15 +213,7 @@ def start(timeout: float = 90.0) -> str:
         )
         if formatted.returncode != 0:
             raise BrokerError(f"formatting {data} failed:\n{formatted.stdout}{formatted.stderr}")
-    with (home() / "broker.log").open("ab") as log:
-        process = subprocess.Popen(
-            _java(libs, "kafka.Kafka", str(config), heap="768m"),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # outlives the command that started it
-        )
-    (home() / "broker.pid").write_text(str(process.pid))
+    process = _spawn("broker", _java(libs, "kafka.Kafka", str(config), heap="768m"))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -227,9 +225,28 @@ def start(timeout: float = 90.0) -> str:
     raise BrokerError(f"the Kafka broker did not answer within {timeout:.0f}s:\n{_log_tail()}")
 
 
+def _spawn(name: str, command: list[str]) -> subprocess.Popen[bytes]:
+    """Run ``command`` in the background; its log and pid file are ``<home>/<name>.log|.pid``."""
+    with (home() / f"{name}.log").open("ab") as log:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # outlives the command that started it
+        )
+    (home() / f"{name}.pid").write_text(str(process.pid))
+    return process
+
+
 def stop(timeout: float = 30.0) -> None:
     """Stop the broker: SIGTERM (a clean shutdown), SIGKILL if it hangs. No-op when not running."""
-    pid = _pid()
+    _terminate("broker", timeout)
+
+
+def _terminate(name: str, timeout: float) -> None:
+    """SIGTERM the process of ``<home>/<name>.pid``, SIGKILL it if it outlives ``timeout``."""
+    pid = _pid(name)
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -237,7 +254,7 @@ def stop(timeout: float = 30.0) -> None:
             time.sleep(0.2)
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
-    (home() / "broker.pid").unlink(missing_ok=True)
+    (home() / f"{name}.pid").unlink(missing_ok=True)
 
 
 def _alive(pid: int) -> bool:
