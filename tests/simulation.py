@@ -1,4 +1,4 @@
-"""The three stages run in-process, with Kafka's freedoms made explicit and random.
+"""The declared stages (topology.stages) in-process, with Kafka's freedoms made explicit and random.
 
 Each stage's input is a set of partitions; a message goes to the partition of its key (or a random
 one for unkeyed input); at every step any non-empty partition may be the next to deliver, which is
@@ -19,25 +19,15 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.rules import assembly, attribute_types, deduplication, linking
 from streams.rules.attribute_types import Catalog
 from streams.rules.custom_attributes import AttributePolicy
 from streams.rules.events import AfterErasure
-from streams.rules.outcomes import (
-    BY_ANONYMOUS,
-    BY_MESSAGE,
-    BY_PROFILE,
-    BY_WORKSPACE,
-    MERGES,
-    PROFILES,
-    REJECTIONS,
-    Emit,
-    Source,
-)
-from streams.rules.routing import route
+from streams.rules.outcomes import MERGES, PROFILES, REJECTIONS, Emit, Source
+from streams.rules.steps import Policies
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
+from topology.stages import IDENTIFY_EVENTS, STAGES
 
-INPUT = "input"
+STAGE_BY_INPUT = {stage.input: stage for stage in STAGES}
 
 
 @dataclass
@@ -72,8 +62,11 @@ def simulate(
     catalog: Catalog | None = None,
     after_erasure: AfterErasure = "recreate",
 ) -> Outputs:
-    policy = policy or AttributePolicy()
-    catalog = catalog or Catalog()
+    policies = Policies(
+        attributes=policy or AttributePolicy(),
+        catalog=catalog or Catalog(),
+        after_erasure=after_erasure,
+    )
     rng = random.Random(seed)
     queues: dict[tuple[str, int], deque] = {}
     offsets: dict[int, int] = {}
@@ -88,17 +81,14 @@ def simulate(
         partition = _partition(key, partitions, rng)
         offset = offsets.get(partition, 0)  # fixed when published: a redelivery keeps it
         offsets[partition] = offset + 1
-        queues.setdefault((INPUT, partition), deque()).append((key, (raw, offset)))
+        queues.setdefault((IDENTIFY_EVENTS, partition), deque()).append((key, (raw, offset)))
 
-    seen: dict[str, Any] = {}
-    registries: dict[str, Any] = {}
-    anonymous: dict[str, Any] = {}
-    states: dict[str, Any] = {}
+    tables: dict[str, dict[str, Any]] = {s.table.name: {} for s in STAGES if s.table}
     out = Outputs()
 
     def emit_all(emits: list[Emit]) -> None:
         for e in emits:
-            if e.output in (BY_MESSAGE, BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE):
+            if e.output in STAGE_BY_INPUT:
                 put(e.output, e.key, _json(e.value))
             elif e.output == PROFILES:
                 if e.value is None:
@@ -125,7 +115,7 @@ def simulate(
         ready = [q for q in queues if queues[q]]
         if not ready:
             if not uncommitted:
-                out.deduplicated = {key.split("\x1f")[1] for key in seen}
+                out.deduplicated = {key.split("\x1f")[1] for key in tables["message-ids"]}
                 return out
             for queue in list(uncommitted):
                 commit(queue)
@@ -134,29 +124,20 @@ def simulate(
         stage, partition = queue
         key, value = queues[queue].popleft()
         uncommitted.setdefault(queue, []).append((key, value))
-        if stage == INPUT:
+        spec = STAGE_BY_INPUT[stage]
+        if spec.table is None:
             raw, offset = value
-            source = Source("in", partition, offset)
-            routed = route(raw, source, 0, None, policy, after_erasure)
-            emits = routed.emits
-            if routed.dedupe_key is not None:
-                batch = deduplication.pack(routed.emits, routed.timestamp, source)
-                emits = [Emit(BY_MESSAGE, routed.dedupe_key, batch)]
+            emits = spec.step(raw, Source("in", partition, offset), policies, 0).emits
         else:
-            table, step = {
-                BY_MESSAGE: (seen, deduplication.on_message),
-                BY_WORKSPACE: (
-                    registries,
-                    lambda r, k, v: attribute_types.on_custom_values(r, k, v, policy, catalog, 0),
-                ),
-                BY_ANONYMOUS: (anonymous, lambda r, k, v: linking.on_anonymous_event(r, k, v, 0)),
-                BY_PROFILE: (states, lambda r, k, v: assembly.on_command(r, k, v, 0)),
-            }[stage]
-            record, emits = step(table.get(key), key, value)
-            if record is None:
+            table = tables[spec.table.name]
+            stepped = spec.step(table.get(key), key, value, policies, 0)
+            if stepped.state is None:
                 table.pop(key, None)
             else:
-                table[key] = _json(record)
+                table[key] = _json(stepped.state)
+            emits = stepped.emits
+        undeclared = {e.output for e in emits} - set(spec.outputs)
+        assert not undeclared, f"{spec.name} emitted to undeclared {undeclared}"
         unpublished.setdefault(queue, []).extend(emits)
         if crash_rate and rng.random() < crash_rate:
             crash(queue)

@@ -12,13 +12,42 @@ from dataclasses import dataclass, field
 
 from aiokafka.partitioner import murmur2
 
+from streams.rules.outcomes import (
+    BY_ANONYMOUS,
+    BY_MESSAGE,
+    BY_PROFILE,
+    BY_WORKSPACE,
+    MERGES,
+    PROFILES,
+    REJECTIONS,
+)
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
+from topology.stages import (
+    ANONYMOUS_IDS,
+    ATTRIBUTE_TYPES,
+    IDENTIFY_EVENTS,
+    MESSAGE_IDS,
+    PROFILE_STATE,
+)
 
 DAY_MS = 24 * 3600 * 1000
-MESSAGE_IDS_TABLE = "message-ids"
-ATTRIBUTE_TYPES_TABLE = "attribute-types"
-ANONYMOUS_TABLE = "anonymous-ids"
-PROFILE_TABLE = "profile-state"
+# Logical stream names (topology.stages, streams.rules.outcomes) -> fields of Topology
+_STREAM_FIELDS = {
+    IDENTIFY_EVENTS: "identify_events",
+    BY_MESSAGE: "events_by_message",
+    BY_WORKSPACE: "custom_values_by_workspace",
+    BY_ANONYMOUS: "events_by_anonymous",
+    BY_PROFILE: "events_by_profile",
+    PROFILES: "profiles",
+    MERGES: "profile_merges",
+    REJECTIONS: "rejections",
+}
+_CHANGELOG_FIELDS = {
+    MESSAGE_IDS.name: "message_ids_changelog",
+    ATTRIBUTE_TYPES.name: "attribute_types_changelog",
+    ANONYMOUS_IDS.name: "anonymous_ids_changelog",
+    PROFILE_STATE.name: "profile_state_changelog",
+}
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -72,6 +101,14 @@ class Topology:
             self.profile_state_changelog,
         ]
 
+    def stream(self, name: str) -> TopicSpec:
+        """The topic of a logical stream: a stage's input or a rule's output."""
+        return getattr(self, _STREAM_FIELDS[name])
+
+    def changelog(self, table: str) -> TopicSpec:
+        """The compacted topic a table is restored from."""
+        return getattr(self, _CHANGELOG_FIELDS[table])
+
     def internal(self) -> list[TopicSpec]:
         """Repartition topics: a worker has caught up when these and the input are consumed."""
         return [
@@ -118,10 +155,10 @@ def declare(
     so several deployments (and tests) can share a cluster. A replay reads another deployment's
     input (``input_topic``) into topics of its own."""
     return Topology(
-        message_ids_changelog=_changelog(app_id, MESSAGE_IDS_TABLE, partitions),
-        attribute_types_changelog=_changelog(app_id, ATTRIBUTE_TYPES_TABLE, partitions),
-        anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_TABLE, partitions),
-        profile_state_changelog=_changelog(app_id, PROFILE_TABLE, partitions),
+        message_ids_changelog=_changelog(app_id, MESSAGE_IDS.name, partitions),
+        attribute_types_changelog=_changelog(app_id, ATTRIBUTE_TYPES.name, partitions),
+        anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_IDS.name, partitions),
+        profile_state_changelog=_changelog(app_id, PROFILE_STATE.name, partitions),
         identify_events=TopicSpec(
             name=input_topic or f"{prefix}identify-events",
             partitions=partitions,

@@ -10,10 +10,8 @@ catalog (Herogi makes you create attributes first) fixes types before any value 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from streams.rules.attribute_values import KINDS
@@ -39,10 +37,8 @@ class Catalog:
         return own.get(name) or self.declared.get("*", {}).get(name)
 
     @classmethod
-    def load(cls, path: Path | None) -> Catalog:
-        if path is None:
-            return cls()
-        declared = json.loads(Path(path).read_text())
+    def from_config(cls, declared: dict[str, dict[str, str]]) -> Catalog:
+        """The catalog of ``IDENTITY_STREAM_ATTRIBUTE_CATALOG``'s JSON; unknown types refused."""
         for workspace, types in declared.items():
             for name, kind in types.items():
                 if kind not in KINDS:

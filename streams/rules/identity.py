@@ -7,13 +7,12 @@ are trimmed, length-checked and screened before they may key or merge anything.
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from typing import Any
 
 MAX_IDENTIFIER_LENGTH = 100  # WebEngage and NotifyVisitors: ids of at most 100 characters
 
@@ -102,7 +101,7 @@ DEFAULT_BLOCKLIST = Blocklist.default()
 class Blocklists:
     """The blocklist of each workspace: the default plus what that workspace adds.
 
-    Loaded from a JSON file (``IDENTITY_STREAM_BLOCKLIST_FILE``)::
+    Built from the JSON the runtime reads from ``IDENTITY_STREAM_BLOCKLIST_FILE``::
 
         {"extra": ["test"], "extraCaseInsensitive": ["demo"],
          "workspaces": {"acme": {"extra": ["acme-guest"]}}}
@@ -115,10 +114,7 @@ class Blocklists:
         return self.workspaces.get(workspace_id, self.default)
 
     @classmethod
-    def load(cls, path: Path | None) -> Blocklists:
-        if path is None:
-            return cls()
-        config = json.loads(Path(path).read_text())
+    def from_config(cls, config: Mapping[str, Any]) -> Blocklists:
         base_exact = config.get("extra", [])
         base_folded = config.get("extraCaseInsensitive", [])
         return cls(

@@ -5,13 +5,18 @@ Every name is prefixed IDENTITY_STREAM_ except KAFKA_BOOTSTRAP_SERVERS, the de-f
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from streams.rules.attribute_types import Catalog
 from streams.rules.custom_attributes import AttributePolicy, LongStrings
 from streams.rules.events import AFTER_ERASURE, AfterErasure
+from streams.rules.identity import Blocklists
+from streams.rules.steps import Policies
 from topology.topics import Topology, declare
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
@@ -193,12 +198,26 @@ class Settings:
     def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
+    def policies(self) -> Policies:
+        """What the rules need of these settings, the blocklist and catalog files read once."""
+        return Policies(
+            attributes=self.attributes,
+            blocklists=Blocklists.from_config(_json_file(self.blocklist_file)),
+            catalog=Catalog.from_config(_json_file(self.attribute_catalog)),
+            after_erasure=self.after_erasure,
+            dedupe_window_ms=int(self.dedupe_window_s * 1000),
+        )
+
     def topology(self) -> Topology:
         return declare(self.app_id, self.topic_prefix, self.partitions, self.input_topic)
 
     def kafka_config(self) -> dict[str, str]:
         """librdkafka settings shared by every confluent-kafka client of the project."""
         return {"bootstrap.servers": self.bootstrap_servers, **self.security.librdkafka()}
+
+
+def _json_file(path: Path | None) -> dict[str, Any]:
+    return {} if path is None else json.loads(Path(path).read_text())
 
 
 def _after_erasure(value: str) -> AfterErasure:

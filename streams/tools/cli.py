@@ -39,6 +39,13 @@ def _topics(args: argparse.Namespace) -> None:
         )
 
 
+def _topology(args: argparse.Namespace) -> None:
+    from topology import describe
+
+    topology = Settings.from_env().topology()
+    print(describe.mermaid(topology) if args.mermaid else describe.text(topology))
+
+
 def _demo(args: argparse.Namespace) -> None:
     from streams.tools.demo import run_demo
 
@@ -190,6 +197,11 @@ def parser() -> argparse.ArgumentParser:
     topics = sub.add_parser("topics", help="create or describe the declared topics")
     topics.add_argument("action", choices=["create", "describe"])
     topics.set_defaults(func=_topics)
+    described = sub.add_parser(
+        "topology", help="print the stages, tables, topics, keys and partitions of the pipeline"
+    )
+    described.add_argument("--mermaid", action="store_true", help="as a Mermaid flowchart")
+    described.set_defaults(func=_topology)
     demo = sub.add_parser("demo", help="run the whole pipeline on a generated stream")
     demo.add_argument("--people", type=int, default=800, help="people in the generated stream")
     demo.add_argument("--seed", type=int, default=7, help="workload seed")

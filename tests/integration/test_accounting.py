@@ -10,7 +10,7 @@ from streams.rules.routing import route
 from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
 from topology.avro import IDENTIFY_EVENT
-from topology.topics import MESSAGE_IDS_TABLE, PROFILE_TABLE
+from topology.stages import MESSAGE_IDS, PROFILE_STATE
 
 pytestmark = pytest.mark.integration
 
@@ -71,8 +71,8 @@ def test_every_message_ends_applied_or_rejected(deployment):
         metrics = response.read().decode()
     assert 'identity_stream_events_total{outcome="in"}' in metrics
     assert "identity_stream_input_lag_seconds_bucket" in metrics
-    assert f'identity_stream_table_bytes{{table="{PROFILE_TABLE}"}}' in metrics
-    assert counters["tables"][PROFILE_TABLE] > 0 and counters["tables"][MESSAGE_IDS_TABLE] > 0
+    assert f'identity_stream_table_bytes{{table="{PROFILE_STATE.name}"}}' in metrics
+    assert counters["tables"][PROFILE_STATE.name] > 0 and counters["tables"][MESSAGE_IDS.name] > 0
     assert {"undecodable", "missing_identity", "missing_workspace"} <= set(
         counters["rejected_by_reason"]
     )

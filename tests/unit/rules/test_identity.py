@@ -87,15 +87,13 @@ def test_profile_ids_are_deterministic_and_isolated_by_workspace_and_kind():
     assert a != derive_profile_id("ws1", IdKind.ANONYMOUS, "u1")
 
 
-def test_blocklists_file_extends_the_default_per_workspace(tmp_path):
-    path = tmp_path / "blocklist.json"
-    path.write_text(
-        '{"extra": ["test"], "workspaces": {"acme": {"extraCaseInsensitive": ["Kiosk"]}}}'
+def test_blocklists_config_extends_the_default_per_workspace():
+    lists = Blocklists.from_config(
+        {"extra": ["test"], "workspaces": {"acme": {"extraCaseInsensitive": ["Kiosk"]}}}
     )
-    lists = Blocklists.load(path)
     assert lists.for_workspace("acme").refuses("KIOSK")
     assert lists.for_workspace("acme").refuses("test")
     assert lists.for_workspace("acme").refuses("guest")
     assert not lists.for_workspace("other").refuses("kiosk")
     assert lists.for_workspace("other").refuses("test")
-    assert not Blocklists.load(None).for_workspace("x").refuses("test")
+    assert not Blocklists().for_workspace("x").refuses("test")

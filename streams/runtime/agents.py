@@ -1,0 +1,154 @@
+"""One faust agent per declared stage (topology.stages), built here and nowhere else.
+
+Every agent is the same machine around a different pure step: take what is waiting in batches,
+make each message current while its records touch the stage's table, write each changed key
+once per message, send the batch's outputs together (records for the next stage in one envelope
+per partition), await the broker, then mark the batch handled for the commit guard. So adding or
+removing a stage is a change to the declaration and its rule, never to this module.
+
+At-least-once: faust acks a batch only after the body has run, the body returns only once the
+broker has the batch's outputs (streams.runtime.delivery), and no commit passes a message not
+marked handled (streams.runtime.commit_guard). Every step is idempotent, so a redelivered batch
+changes nothing and its outputs are simply sent again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from faust.types import EventT
+
+from streams.rules.outcomes import Emit, Source, coalesce
+from streams.rules.steps import Policies, Stepped
+from streams.runtime import envelopes
+from streams.runtime.accounting import Counters
+from streams.runtime.commit_guard import HandledOffsets
+from streams.runtime.delivery import Outbox, Record
+from streams.runtime.faust_internals import current_event
+from topology.stages import StageSpec
+from topology.topics import Topology, partition_for
+
+Handle = Callable[[EventT], list[Emit]]
+
+
+def _now() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass
+class Pipeline:
+    """What every stage's agent shares: where records go, how they are counted and sent."""
+
+    topology: Topology
+    stages: tuple[StageSpec, ...]
+    policies: Policies
+    counters: Counters
+    handled: HandledOffsets
+    outbox: Outbox
+    batch_size: int
+    batch_wait_s: float
+
+    def __post_init__(self) -> None:
+        self._stage_inputs = {stage.input for stage in self.stages}
+
+    def install(self, app: faust.App, tables: dict[str, faust.Table]) -> None:
+        """One agent per stage, reading the stage's input topic as raw bytes."""
+        for stage in self.stages:
+            spec = self.topology.stream(stage.input)
+            topic = app.topic(
+                spec.name,
+                partitions=spec.partitions,
+                key_serializer="raw",
+                value_serializer="raw",
+                internal=False,  # created up front by topology.admin, never by faust
+            )
+            handle = self._routing(stage) if stage.table is None else self._keyed(stage, tables)
+            app.agent(topic, name=stage.name, concurrency=1)(self._batches(handle))
+
+    def _account(self, stepped: Stepped) -> None:
+        if stepped.decides_outcome:
+            self.counters.count_input(stepped.emits)
+        else:
+            self.counters.count_refusals(stepped.emits)
+
+    def _routing(self, stage: StageSpec) -> Handle:
+        """A stateless stage on the input: one raw message in, its decisions out."""
+
+        def handle(event: EventT) -> list[Emit]:
+            message = event.message
+            if message.timestamp:
+                self.counters.observe_input_lag(time.time() - message.timestamp)
+            source = Source(message.topic, message.partition, message.offset)
+            stepped = stage.step(message.value, source, self.policies, _now())
+            self._account(stepped)
+            return stepped.emits
+
+        return handle
+
+    def _keyed(self, stage: StageSpec, tables: dict[str, faust.Table]) -> Handle:
+        """A keyed stage: its records' table partition is the one of the envelope's message."""
+        assert stage.table is not None
+        table = tables[stage.table.name]
+
+        def handle(event: EventT) -> list[Emit]:
+            # Each changed key is written once per envelope, like Kafka Streams' record cache:
+            # one store write and one changelog record instead of one per update.
+            changed: dict[str, Any] = {}
+            emits: list[Emit] = []
+            for key, value in envelopes.unseal(event.value):
+                before = changed[key] if key in changed else table.get(key)
+                stepped = stage.step(before, key, value, self.policies, _now())
+                if stepped.state != before:
+                    changed[key] = stepped.state
+                self._account(stepped)
+                emits += stepped.emits
+            for key, state in changed.items():
+                if state is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = state
+            return emits
+
+        return handle
+
+    def _batches(self, handle: Handle) -> Callable[..., AsyncIterator[None]]:
+        """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``."""
+
+        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
+            batch: list[EventT]
+            async for batch in stream.take_events(self.batch_size, self.batch_wait_s):
+                emits: list[Emit] = []
+                for event in batch:
+                    with current_event(event):
+                        emits += handle(event)
+                await self._send(emits)
+                for event in batch:
+                    self.handled.mark(event.message)
+                yield None
+
+        return agent
+
+    async def _send(self, emits: list[Emit]) -> None:
+        """Outputs one by one, the latest per key; records for another stage in one envelope per
+        partition. Returns once the broker has them all (see streams.runtime.delivery)."""
+        records: list[Record] = []
+        by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
+        for emit in coalesce(emits):
+            spec = self.topology.stream(emit.output)
+            if emit.output in self._stage_inputs:
+                where = (spec.name, partition_for(emit.key, spec.partitions))
+                by_partition.setdefault(where, []).append((emit.key, emit.value))
+            else:
+                self.counters.count_published(emit)
+                key = None if emit.key is None else emit.key.encode()
+                value = None if emit.value is None else spec.schema.encode(emit.value)
+                records.append(Record(spec.name, key, value))
+        for (topic, partition), items in by_partition.items():
+            records += [
+                Record(topic, None, envelope, partition) for envelope in envelopes.seal(items)
+            ]
+        await self.outbox.deliver(records)

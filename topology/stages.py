@@ -1,0 +1,112 @@
+"""The pipeline, declared once as data: each stage's input, key, table, pure step and outputs.
+
+The runtime builds one faust agent per stage from this list (``streams.runtime.agents``), the
+topics and changelogs follow from it (``topology.topics``), and ``identify-stream topology``
+prints it, as text or as the Mermaid diagram in the README. A stage reads and writes only the
+table keyed like its own input (faust serves only the current message's table partition), so a
+record changes key only by going to another stage's input topic.
+
+Stream names are the rules' logical outputs (``streams.rules.outcomes``) plus the input;
+``Topology.stream`` maps each to a topic of a deployment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.rules.outcomes import (
+    BY_ANONYMOUS,
+    BY_MESSAGE,
+    BY_PROFILE,
+    BY_WORKSPACE,
+    MERGES,
+    PROFILES,
+    REJECTIONS,
+)
+from streams.rules.steps import (
+    KeyedStep,
+    RoutingStep,
+    assemble_profile,
+    drop_duplicates,
+    link_device,
+    route_message,
+    type_custom_values,
+)
+
+IDENTIFY_EVENTS = "identify_events"  # the input: what producers publish
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A RocksDB table of one stage, restored from its compacted changelog topic."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: ``step`` runs on every record of ``input``; a keyed step owns ``table``."""
+
+    name: str
+    input: str
+    key: str
+    step: RoutingStep | KeyedStep
+    outputs: tuple[str, ...]
+    table: TableSpec | None = None
+    doc: str = ""
+
+
+MESSAGE_IDS = TableSpec("message-ids", "event time and source of a messageId's first message")
+ATTRIBUTE_TYPES = TableSpec("attribute-types", "a workspace's custom attribute types")
+ANONYMOUS_IDS = TableSpec("anonymous-ids", "a device's owner and its own slice of the profile")
+PROFILE_STATE = TableSpec("profile-state", "a profile's own registers and its devices' slices")
+
+STAGES: tuple[StageSpec, ...] = (
+    StageSpec(
+        name="route_events",
+        input=IDENTIFY_EVENTS,
+        key="any (producers choose)",
+        step=route_message,
+        outputs=(BY_MESSAGE, REJECTIONS),
+        doc="decode, validate, re-key by device or profile",
+    ),
+    StageSpec(
+        name="drop_duplicates",
+        input=BY_MESSAGE,
+        key="workspaceId + messageId",
+        step=drop_duplicates,
+        table=MESSAGE_IDS,
+        outputs=(BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE, REJECTIONS),
+        doc="release a message unless its messageId was seen within the window",
+    ),
+    StageSpec(
+        name="type_custom_values",
+        input=BY_WORKSPACE,
+        key="workspaceId",
+        step=type_custom_values,
+        table=ATTRIBUTE_TYPES,
+        outputs=(BY_ANONYMOUS, BY_PROFILE, REJECTIONS),
+        doc="first type wins per workspace attribute",
+    ),
+    StageSpec(
+        name="link_devices",
+        input=BY_ANONYMOUS,
+        key="device's profileId",
+        step=link_device,
+        table=ANONYMOUS_IDS,
+        outputs=(BY_PROFILE, MERGES, REJECTIONS, BY_MESSAGE),
+        doc="which user owns the device (erasures forget its messageIds)",
+    ),
+    StageSpec(
+        name="assemble_profiles",
+        input=BY_PROFILE,
+        key="profileId",
+        step=assemble_profile,
+        table=PROFILE_STATE,
+        outputs=(PROFILES, BY_ANONYMOUS, REJECTIONS, BY_MESSAGE),
+        doc="fold into the profile, publish the whole profile",
+    ),
+)
+
+TABLES: tuple[TableSpec, ...] = tuple(s.table for s in STAGES if s.table is not None)
