@@ -81,6 +81,40 @@ class Security:
 
 
 @dataclass(frozen=True)
+class SchemaRegistry:
+    """A Confluent-API schema registry (Confluent, Apicurio, Karapace, Redpanda), when one is used.
+
+    From SCHEMA_REGISTRY_URL and SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO (``user:password``), the
+    names Confluent's own tools read. Without a URL the project is registry-free: inputs and
+    outputs in Avro single-object encoding, JSON inputs.
+    """
+
+    url: str | None = None
+    basic_auth_user_info: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SchemaRegistry:
+        return cls(
+            url=env.get("SCHEMA_REGISTRY_URL") or None,
+            basic_auth_user_info=env.get("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO") or None,
+        )
+
+    def to_env(self) -> dict[str, str]:
+        env = {"SCHEMA_REGISTRY_URL": self.url}
+        env["SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO"] = self.basic_auth_user_info
+        return {name: value for name, value in env.items() if value is not None}
+
+    def client_config(self) -> dict[str, str]:
+        """``confluent_kafka.schema_registry.SchemaRegistryClient`` configuration."""
+        if self.url is None:
+            raise ValueError("no schema registry configured (SCHEMA_REGISTRY_URL)")
+        config = {"url": self.url}
+        if self.basic_auth_user_info:
+            config["basic.auth.user.info"] = self.basic_auth_user_info
+        return config
+
+
+@dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP
     app_id: str = "identity-stream"
@@ -110,6 +144,7 @@ class Settings:
     stall_timeout_s: float = 120.0
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
     security: Security = field(default_factory=Security)
+    schema_registry: SchemaRegistry = field(default_factory=SchemaRegistry)
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
     attribute_catalog: Path | None = None  # declared custom attribute types, by workspace
     after_erasure: AfterErasure = "recreate"  # or "block": later events of the erased refused
@@ -155,6 +190,7 @@ class Settings:
             else None,
             after_erasure=_after_erasure(e.get("IDENTITY_STREAM_AFTER_ERASURE", "recreate")),
             security=Security.from_env(e),
+            schema_registry=SchemaRegistry.from_env(e),
             blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
             if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
             else None,
@@ -170,6 +206,7 @@ class Settings:
         }
         return {
             **self.security.to_env(),
+            **self.schema_registry.to_env(),
             **{name: str(path) for name, path in optional.items() if path is not None},
             "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "IDENTITY_STREAM_APP_ID": self.app_id,
