@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Callable
 
 import faust
 from faust.transport.consumer import Consumer
 from faust.types import TP, Message
 
-NewOffset = Callable[[Consumer, TP], int | None]
+from streams.runtime import faust_internals
+
 logger = logging.getLogger(__name__)
 
 
@@ -65,31 +65,30 @@ def capped(proposed: int | None, limit: int | None) -> int | None:
 
 
 _handled: weakref.WeakKeyDictionary[faust.App, HandledOffsets] = weakref.WeakKeyDictionary()
-_faust_new_offset: NewOffset = Consumer._new_offset
 
 
-def _guarded_new_offset(consumer: Consumer, tp: TP) -> int | None:
-    """faust's ``_new_offset`` capped at the handled watermark.
+def _guarded_commit_point(consumer: Consumer, tp: TP) -> int | None:
+    """faust's commit point capped at the handled watermark.
 
     faust's version removes the offsets it commits from its bookkeeping; when the cap lowers the
     commit, the bookkeeping is restored and only the offsets below the cap are removed.
     """
     handled = _handled.get(consumer.app)
     if handled is None:  # an app that did not opt in (tools, tests of faust itself)
-        return _faust_new_offset(consumer, tp)
+        return faust_internals.faust_commit_point(consumer, tp)
     limit = handled.limit(tp, consumer.app.consumer_generation_id)
     if limit is None:
-        if consumer._acked[tp]:
+        pending = faust_internals.acked_count(consumer, tp)
+        if pending:
             logger.info(
                 "commit of %s[%d] held: %d offsets acked, none handled in this generation",
                 tp.topic,
                 tp.partition,
-                len(consumer._acked[tp]),
+                pending,
             )
         return None
-    acked, index, gaps = consumer._acked[tp], consumer._acked_index[tp], consumer._gap[tp]
-    saved_acked, saved_index, saved_gaps = list(acked), set(index), gaps.copy()
-    proposed = _faust_new_offset(consumer, tp)
+    saved = faust_internals.acked_bookkeeping(consumer, tp)
+    proposed = faust_internals.faust_commit_point(consumer, tp)
     offset = capped(proposed, limit)
     if offset is None or offset == proposed:
         return offset
@@ -100,15 +99,11 @@ def _guarded_new_offset(consumer: Consumer, tp: TP) -> int | None:
         offset,
         proposed,
     )
-    acked[:] = [o for o in saved_acked if o >= offset]
-    index.clear()
-    index.update(o for o in saved_index if o >= offset)
-    saved_gaps.chop(0, offset)
-    consumer._gap[tp] = saved_gaps
+    saved.restore_from(offset)
     return offset
 
 
 def guard(app: faust.App) -> HandledOffsets:
     """Cap ``app``'s commits at what its stages report handled; returns the register to mark."""
-    Consumer._new_offset = _guarded_new_offset  # type: ignore[method-assign]
+    faust_internals.install_commit_point(_guarded_commit_point)
     return _handled.setdefault(app, HandledOffsets())

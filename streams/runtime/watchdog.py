@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import faust
 
+from streams.runtime import faust_internals
 from streams.runtime.commit_guard import HandledOffsets
 
 EXIT_STALLED = 75  # EX_TEMPFAIL: try again
@@ -70,12 +71,14 @@ def install(app: faust.App, topics: set[str], handled: HandledOffsets, timeout_s
 
     @app.timer(interval=min(10.0, timeout_s / 4), name="stall_watchdog")
     async def check_progress() -> None:
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
+        if app.rebalancing or not faust_internals.recovery_completed(app):
             watch.pause()
             return
         consumer = app.consumer
         tps = [tp for tp in consumer.assignment() if tp.topic in topics]
-        never_committed = [tp for tp in tps if consumer._committed_offset[tp] is None]
+        never_committed = [
+            tp for tp in tps if faust_internals.committed_offset(consumer, tp) is None
+        ]
         try:
             ends = await consumer.highwaters(*tps) if tps else {}
             earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
@@ -88,7 +91,7 @@ def install(app: faust.App, topics: set[str], handled: HandledOffsets, timeout_s
         for tp in tps:
             start = handled.limit(tp, generation)
             if start is None:  # nothing handled yet in this generation: from its start
-                start = consumer._committed_offset[tp] or earliest.get(tp, 0)
+                start = faust_internals.committed_offset(consumer, tp) or earliest.get(tp, 0)
             partitions[tp] = Progress(handled=start, waiting=ends.get(tp, 0) > start)
         stalled = watch.observe(time.monotonic(), partitions)
         if stalled:

@@ -1,0 +1,211 @@
+"""Every use of faust-streaming's private API, in one place, checked at start-up.
+
+The runtime needs a few things faust does not offer publicly: making a batch's message the
+"current event" its tables write for, the router's table metadata, a table's open RocksDB
+partitions, the consumer's commit decision and the bookkeeping behind it, the offset a
+partition was seeked to, whether table recovery has finished. Each is a function here, so a
+faust upgrade that moves one breaks one module and one set of tests
+(tests/unit/runtime/test_faust_internals.py), and ``check`` refuses to start on a
+faust-streaming release these were not verified on.
+
+``app.rebalancing`` and ``app.consumer_generation_id`` are not here: faust declares them on its
+public ``AppT`` interface.
+
+The private names are looked up when used rather than imported, so that a faust without one
+still imports this module and ``check`` can say what is missing.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import inspect
+import logging
+import os
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import faust.streams
+from faust.stores.rocksdb import Store as RocksDBStore
+from faust.transport.consumer import Consumer
+from faust.types import TP, EventT
+from intervaltree import IntervalTree
+
+VERIFIED = frozenset({"0.15.3"})
+UNVERIFIED_ENV = "IDENTITY_STREAM_UNVERIFIED_FAUST"
+
+NewOffset = Callable[[Consumer, TP], int | None]
+logger = logging.getLogger(__name__)
+
+# faust's own commit point, kept before install_commit_point replaces it (None: check refuses)
+_faust_new_offset: NewOffset | None = getattr(Consumer, "_new_offset", None)
+
+
+class UnsupportedFaust(RuntimeError):
+    """The installed faust-streaming is not one the workarounds in this module were verified on."""
+
+
+@contextmanager
+def current_event(event: EventT) -> Iterator[None]:
+    """Make ``event`` the one faust's tables write for (its partition, its changelog offset).
+
+    faust finds it in a context variable that its per-message iteration sets; a batch body
+    (``take_events``) runs outside that iteration, so each message of a batch is made current
+    while it is handled.
+    """
+    variable = faust.streams._current_event
+    token = variable.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
+def table_owners(app: faust.App, table: str) -> dict[str, dict[str, Any]]:
+    """Worker URL -> {changelog topic: partitions} for ``table``, from the group's assignment."""
+    return app.router.table_metadata(table)
+
+
+def active_stores(table: faust.Table) -> list[Any]:
+    """The RocksDB databases (rocksdict) of the table partitions this worker serves."""
+    return list(table.data._dbs_for_actives())
+
+
+def install_commit_point(commit_point: NewOffset) -> None:
+    """Make ``commit_point`` decide how far each partition is committed, for every consumer.
+
+    faust has no hook for it: its commit asks ``Consumer._new_offset`` per partition, so that
+    method is replaced (on the base class, which every transport's consumer inherits it from).
+    """
+    Consumer._new_offset = commit_point  # type: ignore[method-assign]
+
+
+def faust_commit_point(consumer: Consumer, tp: TP) -> int | None:
+    """Where faust itself would commit ``tp`` (None: nowhere new).
+
+    Like faust, this removes the offsets it commits from the consumer's bookkeeping; see
+    ``acked_bookkeeping`` to give them back.
+    """
+    assert _faust_new_offset is not None, "check() refuses a faust without Consumer._new_offset"
+    return _faust_new_offset(consumer, tp)
+
+
+def acked_count(consumer: Consumer, tp: TP) -> int:
+    """How many offsets of ``tp`` faust holds as acked and not yet committed."""
+    return len(consumer._acked[tp])
+
+
+@dataclass(frozen=True)
+class AckedBookkeeping:
+    """faust's commit bookkeeping for one partition, as it was before a commit point consumed it.
+
+    faust's commit point removes what it commits from the bookkeeping; a commit held lower
+    than faust's must give back the offsets it did not commit, or they are never committed.
+    """
+
+    consumer: Consumer
+    tp: TP
+    acked: list[int]
+    index: set[int]
+    gaps: IntervalTree
+
+    def restore_from(self, offset: int) -> None:
+        """Make the bookkeeping what it was, less what a commit at ``offset`` covers."""
+        acked = self.consumer._acked[self.tp]
+        acked[:] = [o for o in self.acked if o >= offset]
+        index = self.consumer._acked_index[self.tp]
+        index.clear()
+        index.update(o for o in self.index if o >= offset)
+        gaps = self.gaps.copy()
+        gaps.chop(0, offset)
+        self.consumer._gap[self.tp] = gaps
+
+
+def acked_bookkeeping(consumer: Consumer, tp: TP) -> AckedBookkeeping:
+    """A copy of faust's commit bookkeeping for ``tp``, to restore after a lowered commit."""
+    return AckedBookkeeping(
+        consumer,
+        tp,
+        list(consumer._acked[tp]),
+        set(consumer._acked_index[tp]),
+        consumer._gap[tp].copy(),
+    )
+
+
+def committed_offset(consumer: Consumer, tp: TP) -> int | None:
+    """The offset ``tp`` was last committed at, as the consumer knows it (None: never).
+
+    It is where the current generation started reading; faust's public ``committed`` asks the
+    broker, which a timer that must keep working while the broker is away cannot rely on.
+    """
+    return consumer._committed_offset[tp]
+
+
+def recovery_completed(app: faust.App) -> bool:
+    """Whether table recovery finished and the input partitions are flowing again.
+
+    faust's public ``wait_until_recovery_completed`` blocks until it is; a periodic check must
+    not wait.
+    """
+    return app.tables.recovery.completed.is_set()
+
+
+def check() -> None:
+    """Refuse to start on a faust-streaming these internals were not verified on.
+
+    Raises ``UnsupportedFaust`` when the installed release is not in ``VERIFIED``, or when any
+    private name this module uses is missing or changed shape. Setting the environment variable
+    ``IDENTITY_STREAM_UNVERIFIED_FAUST=1`` turns the first into a logged warning, for trying a
+    new release; the second is always an error, since the worker could not run without them.
+    """
+    installed = importlib.metadata.version("faust-streaming")
+    verified = ", ".join(sorted(VERIFIED))
+    advice = (
+        f"Pin faust-streaming to a verified release ({verified}), or verify this one and add it "
+        f"to VERIFIED in {__name__}: run tests/unit/runtime/test_faust_internals.py and the "
+        "fault suite (make chaos)."
+    )
+    missing = _missing_internals()
+    if missing:
+        raise UnsupportedFaust(
+            f"faust-streaming {installed} lacks internals this worker relies on: "
+            f"{'; '.join(missing)}. {advice}"
+        )
+    if installed in VERIFIED:
+        return
+    message = (
+        f"faust-streaming {installed} is installed; the faust internals this worker relies on "
+        f"were verified on {verified} only. {advice}"
+    )
+    if os.environ.get(UNVERIFIED_ENV) == "1":
+        logger.warning("%s Starting anyway (%s=1).", message, UNVERIFIED_ENV)
+        return
+    raise UnsupportedFaust(f"{message} To start anyway, set {UNVERIFIED_ENV}=1.")
+
+
+def _missing_internals() -> list[str]:
+    """Each private name this module uses that the installed faust lacks, described."""
+    app = faust.App("faust-internals-check", autodiscover=False)  # never started: no I/O
+    consumer = app.consumer
+    tables = app.tables
+    present = {
+        "faust.streams._current_event (a ContextVar)": isinstance(
+            getattr(faust.streams, "_current_event", None), ContextVar
+        ),
+        "Consumer._new_offset(self, tp)": _faust_new_offset is not None
+        and list(inspect.signature(_faust_new_offset).parameters) == ["self", "tp"],
+        f"{type(consumer).__qualname__} using Consumer._new_offset (not its own)": getattr(
+            type(consumer), "_new_offset", None
+        )
+        is getattr(Consumer, "_new_offset", None),
+        "app.router.table_metadata": hasattr(app.router, "table_metadata"),
+        "faust.stores.rocksdb.Store._dbs_for_actives": hasattr(RocksDBStore, "_dbs_for_actives"),
+        "app.tables.recovery.completed": hasattr(getattr(tables, "recovery", None), "completed"),
+    }
+    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
+        present[f"Consumer().{name}"] = hasattr(consumer, name)
+    return [name for name, found in present.items() if not found]
