@@ -3,6 +3,9 @@
 1. ``KAFKA_BOOTSTRAP_SERVERS`` when set (your cluster, e.g. in CI or on a laptop);
 2. testcontainers' Kafka module when a Docker engine answers;
 3. the local broker run from Maven Central jars (``localkafka``), started here if needed.
+
+The schema registry likewise: ``SCHEMA_REGISTRY_URL`` when set, else the local one
+(``localkafka.registry``), started here if needed.
 """
 
 from __future__ import annotations
@@ -45,6 +48,21 @@ def kafka_bootstrap() -> Iterator[str]:
         yield bootstrap
         if not already_running:
             localkafka.stop()
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url() -> Iterator[str]:
+    """A Confluent-API schema registry: yours (SCHEMA_REGISTRY_URL), else the local Apicurio."""
+    if os.environ.get("SCHEMA_REGISTRY_URL"):
+        yield os.environ["SCHEMA_REGISTRY_URL"]
+        return
+    from localkafka import registry
+
+    already_running = registry.status() is not None
+    url = registry.start()
+    yield url
+    if not already_running:
+        registry.stop()
 
 
 @pytest.fixture

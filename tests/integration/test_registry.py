@@ -1,12 +1,11 @@
 """The project's Avro schemas through a real registry with Confluent's API and Confluent's client.
 
-Uses ``SCHEMA_REGISTRY_URL`` when set (your registry), else the local one from ``localkafka``.
+Uses ``SCHEMA_REGISTRY_URL`` when set (your registry), else the local one (tests/conftest.py).
 Profile refers to the shared Attributes record by name, so Attributes is registered under its
 own subject and Profile names it as a schema reference, the way Confluent's registry shares types.
 """
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,8 +21,6 @@ from confluent_kafka.schema_registry import (
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from localkafka import registry
-
 pytestmark = pytest.mark.integration
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "avro_schemas"
@@ -31,21 +28,9 @@ PROFILE = json.loads((SCHEMAS / "identitystream.v1.Profile.avsc").read_text())
 ATTRIBUTES = json.loads((SCHEMAS / "identitystream.v1.Attributes.avsc").read_text())
 
 
-@pytest.fixture(scope="module")
-def registry_url() -> Iterator[str]:
-    if os.environ.get("SCHEMA_REGISTRY_URL"):
-        yield os.environ["SCHEMA_REGISTRY_URL"]
-        return
-    already_running = registry.status() is not None
-    url = registry.start()
-    yield url
-    if not already_running:
-        registry.stop()
-
-
 @pytest.fixture
-def client(registry_url) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": registry_url})
+def client(schema_registry_url) -> SchemaRegistryClient:
+    return SchemaRegistryClient({"url": schema_registry_url})
 
 
 @pytest.fixture
