@@ -10,7 +10,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from streams.rules.attribute_types import Catalog
 from streams.rules.custom_attributes import AttributePolicy, LongStrings
@@ -20,6 +20,9 @@ from streams.rules.steps import Policies
 from topology.topics import Topology, declare
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"  # the broker `make broker-start` runs (localkafka)
+# How profiles, profile-merges and rejections are framed (streams.runtime.output_encoding).
+OutputFormat = Literal["single-object", "confluent"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 
 
 _SECURITY_ENV = {
@@ -145,6 +148,9 @@ class Settings:
     blocklist_file: Path | None = None  # extra junk identifiers, globally and per workspace
     security: Security = field(default_factory=Security)
     schema_registry: SchemaRegistry = field(default_factory=SchemaRegistry)
+    # Explicit, not implied by a registry URL: switching the framing of the outputs breaks every
+    # reader of them, while a registry may be configured only to decode inputs.
+    output_format: OutputFormat = "single-object"  # or "confluent" (needs the schema registry)
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
     attribute_catalog: Path | None = None  # declared custom attribute types, by workspace
     after_erasure: AfterErasure = "recreate"  # or "block": later events of the erased refused
@@ -191,6 +197,7 @@ class Settings:
             after_erasure=_after_erasure(e.get("IDENTITY_STREAM_AFTER_ERASURE", "recreate")),
             security=Security.from_env(e),
             schema_registry=SchemaRegistry.from_env(e),
+            output_format=_output_format(e.get("IDENTITY_STREAM_OUTPUT_FORMAT", "single-object")),
             blocklist_file=Path(e["IDENTITY_STREAM_BLOCKLIST_FILE"])
             if e.get("IDENTITY_STREAM_BLOCKLIST_FILE")
             else None,
@@ -230,6 +237,7 @@ class Settings:
             "IDENTITY_STREAM_LONG_STRINGS": str(self.attributes.long_strings),
             "IDENTITY_STREAM_MAX_ATTRIBUTES_PER_TYPE": str(self.attributes.max_per_type),
             "IDENTITY_STREAM_AFTER_ERASURE": self.after_erasure,
+            "IDENTITY_STREAM_OUTPUT_FORMAT": self.output_format,
         }
 
     def with_changes(self, **changes: object) -> Settings:
@@ -260,4 +268,10 @@ def _json_file(path: Path | None) -> dict[str, Any]:
 def _after_erasure(value: str) -> AfterErasure:
     if value not in AFTER_ERASURE:
         raise ValueError(f"IDENTITY_STREAM_AFTER_ERASURE is one of {AFTER_ERASURE}: {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _output_format(value: str) -> OutputFormat:
+    if value not in OUTPUT_FORMATS:
+        raise ValueError(f"IDENTITY_STREAM_OUTPUT_FORMAT is one of {OUTPUT_FORMATS}: {value!r}")
     return value  # type: ignore[return-value]
