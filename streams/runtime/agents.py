@@ -29,6 +29,7 @@ from streams.runtime.accounting import Counters
 from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
 from streams.runtime.faust_internals import current_event
+from streams.runtime.output_encoding import Encode
 from topology.stages import StageSpec
 from topology.topics import Topology, partition_for
 
@@ -51,6 +52,7 @@ class Pipeline:
     outbox: Outbox
     batch_size: int
     batch_wait_s: float
+    encode: Encode  # frames the Avro outputs (streams.runtime.output_encoding)
 
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
@@ -99,9 +101,10 @@ class Pipeline:
             # one store write and one changelog record instead of one per update.
             changed: dict[str, Any] = {}
             emits: list[Emit] = []
-            for key, value in envelopes.unseal(event.value):
+            offset = event.message.offset
+            for index, (key, value) in enumerate(envelopes.unseal(event.value)):
                 before = changed[key] if key in changed else table.get(key)
-                stepped = stage.step(before, key, value, self.policies, _now())
+                stepped = stage.step(before, key, value, (offset, index), self.policies, _now())
                 if stepped.state != before:
                     changed[key] = stepped.state
                 self._account(stepped)
@@ -145,7 +148,7 @@ class Pipeline:
             else:
                 self.counters.count_published(emit)
                 key = None if emit.key is None else emit.key.encode()
-                value = None if emit.value is None else spec.schema.encode(emit.value)
+                value = None if emit.value is None else self.encode(spec, emit.value)
                 records.append(Record(spec.name, key, value))
         for (topic, partition), items in by_partition.items():
             records += [

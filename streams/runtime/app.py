@@ -13,7 +13,7 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streams.runtime import commit_guard, faust_internals, lookup, watchdog
+from streams.runtime import commit_guard, faust_internals, lookup, output_encoding, watchdog
 from streams.runtime.accounting import Counters
 from streams.runtime.agents import Pipeline
 from streams.runtime.delivery import Outbox
@@ -54,6 +54,8 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
 def build_app(settings: Settings) -> faust.App:
     """A worker's faust App for these settings (tables, pages, one agent per declared stage)."""
     faust_internals.check()
+    # Before anything starts: registers the output schemas, refusing incompatible ones.
+    encode = output_encoding.encoder(settings)
     topology = settings.topology()
     app = faust.App(
         settings.app_id,
@@ -112,6 +114,7 @@ def build_app(settings: Settings) -> faust.App:
         outbox=outbox,
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
+        encode=encode,
     ).install(app, tables)
     lookup.serve(app, settings, tables[PROFILE_STATE.name], tables[ANONYMOUS_IDS.name])
     if settings.stall_timeout_s > 0:

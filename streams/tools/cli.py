@@ -53,14 +53,14 @@ def _demo(args: argparse.Namespace) -> None:
 
 
 def _profiles(args: argparse.Namespace) -> None:
-    from streams.tools.readback import latest_by_key
+    from streams.tools.readback import decoder, latest_by_key
     from topology.avro import PROFILE
 
     settings = Settings.from_env()
     topic = settings.topology().profiles.name
-    for key, profile in list(latest_by_key(settings.kafka_config(), topic, PROFILE.decode).items())[
-        : args.limit
-    ]:
+    decode = decoder(PROFILE, settings.schema_registry)
+    profiles = latest_by_key(settings.kafka_config(), topic, decode)
+    for key, profile in list(profiles.items())[: args.limit]:
         print(json.dumps({"key": key, **profile}, default=str))
 
 
@@ -69,7 +69,7 @@ def _publish(args: argparse.Namespace) -> None:
 
     from streams.tools.importer import UnusableLine, read_payloads, to_record
     from streams.tools.publisher import publish
-    from streams.tools.readback import read_all, wait_caught_up
+    from streams.tools.readback import decoder, read_all, wait_caught_up
     from topology.avro import REJECTION
 
     settings = Settings.from_env()
@@ -106,7 +106,9 @@ def _publish(args: argparse.Namespace) -> None:
     refusals = [
         value
         for _, value, _ in read_all(
-            settings.kafka_config(), topology.rejections.name, REJECTION.decode
+            settings.kafka_config(),
+            topology.rejections.name,
+            decoder(REJECTION, settings.schema_registry),
         )
         if value["messageId"] in ours
     ]

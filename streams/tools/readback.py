@@ -3,15 +3,61 @@
 "Caught up" is judged from the broker, not from the worker: the consumer group's committed
 offsets equal the end offsets of every input and internal topic. faust publishes an event's
 outputs before it commits the event's offset, so at that point every output is on its topic.
+Outputs are read in whichever framing the worker wrote them (see ``decoder``).
 """
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import fastavro
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streams.runtime.output_encoding import MAGIC
+from streams.runtime.settings import SchemaRegistry
+from topology.avro import AvroSchema
+
+
+def decoder(schema: AvroSchema, registry: SchemaRegistry) -> Callable[[bytes], dict[str, Any]]:
+    """Decode ``schema``'s records framed either way the worker writes them.
+
+    Single-object Avro as ``schema.decode`` does; Confluent's wire format (magic byte 0 and a
+    schema id, IDENTITY_STREAM_OUTPUT_FORMAT=confluent) through ``registry``, the writer schema
+    fetched once per id and resolved into ``schema``, so both give the same records and versions
+    written in different formats compare equal.
+    """
+    client = SchemaRegistryClient(registry.client_config()) if registry.url else None
+    writers: dict[int, Any] = {}
+
+    def decode(data: bytes) -> dict[str, Any]:
+        if data[:1] != MAGIC:
+            return schema.decode(data)
+        if client is None:
+            raise ValueError(
+                f"a {schema.name} in Confluent's wire format: set SCHEMA_REGISTRY_URL to read it"
+            )
+        schema_id = int.from_bytes(data[1:5], "big")
+        if schema_id not in writers:
+            written = client.get_schema(schema_id).schema_str
+            writers[schema_id] = fastavro.parse_schema(json.loads(written))
+        body = io.BytesIO(data)
+        body.seek(5)
+        record = fastavro.schemaless_reader(
+            body,
+            writers[schema_id],
+            schema.parsed,
+            return_record_name=True,
+            return_record_name_override=True,
+        )
+        assert isinstance(record, dict)
+        return record
+
+    return decode
 
 
 def _consumer(kafka_config: dict[str, str], group_id: str) -> Consumer:

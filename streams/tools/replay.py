@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment
-from streams.tools.readback import lag, latest_by_key, read_all
+from streams.tools.readback import decoder, lag, latest_by_key, read_all
 from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
 from topology.topics import declare
 
@@ -105,12 +105,15 @@ def compare(settings: Settings, prefix_a: str, prefix_b: str) -> Difference:
     """Compare two versions: latest profiles, device links, and rejections."""
     config = settings.kafka_config()
     topics = [declare(settings.app_id, p, settings.partitions) for p in (prefix_a, prefix_b)]
-    a, b = (latest_by_key(config, t.profiles.name, PROFILE.decode) for t in topics)
+    profile, merge, rejection = (
+        decoder(schema, settings.schema_registry) for schema in (PROFILE, PROFILE_MERGE, REJECTION)
+    )
+    a, b = (latest_by_key(config, t.profiles.name, profile) for t in topics)
     merges_a, merges_b = (
-        _links(latest_by_key(config, t.profile_merges.name, PROFILE_MERGE.decode)) for t in topics
+        _links(latest_by_key(config, t.profile_merges.name, merge)) for t in topics
     )
     refusals_a, refusals_b = (
-        _refusals(read_all(config, t.rejections.name, REJECTION.decode)) for t in topics
+        _refusals(read_all(config, t.rejections.name, rejection)) for t in topics
     )
     changed = sorted(key for key in a.keys() & b.keys() if a[key] != b[key])
     return Difference(
