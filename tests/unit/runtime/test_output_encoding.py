@@ -24,6 +24,7 @@ from streams.runtime.output_encoding import (
     single_object,
 )
 from streams.runtime.settings import SchemaRegistry, Settings
+from streams.tools.readback import decoder
 from topology.avro import PROFILE, PROFILE_MERGE, REJECTION
 from topology.topics import declare
 
@@ -227,3 +228,11 @@ def test_an_unreachable_registry_refuses_the_start():
     )
     with pytest.raises(OutputSchemaRefused, match="cannot reach the schema registry"):
         output_encoding.encoder(settings)
+
+
+def test_readers_take_single_object_and_need_a_registry_for_confluent_frames():
+    decode = decoder(PROFILE, SchemaRegistry())
+    assert decode(single_object(TOPOLOGY.profiles, A_PROFILE))["lastMessageId"] == "m-2"
+    framed = ConfluentFraming({TOPOLOGY.profiles.name: (7, PROFILE)})(TOPOLOGY.profiles, A_PROFILE)
+    with pytest.raises(ValueError, match="SCHEMA_REGISTRY_URL"):
+        decode(framed)
