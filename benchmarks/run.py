@@ -10,7 +10,9 @@ One run on the real broker (yours if KAFKA_BOOTSTRAP_SERVERS is set, else the lo
 4. recovery - the worker restarts on an empty data dir and rebuilds every table from the
    changelogs: changelog records per second until it is ready;
 5. ceiling - a plain confluent-kafka consume -> fastavro decode -> produce loop over the same
-   input; our throughput is reported as a ratio of it.
+   input; our throughput is reported as a ratio of it;
+6. hot profile - the stages in-process over 100,000 events of one user: events/s of its last
+   events against fresh profiles', and its state's size (benchmarks.hot_profile).
 
 By default the run is made with one worker and again with two. Results go to
 ``benchmarks/results/latest.json`` and ``latest.png``, and are printed as a table.
@@ -33,6 +35,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.ceiling import pass_through
 from benchmarks.charts import bench_chart
+from benchmarks.hot_profile import measure as measure_hot_profile
 from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
 from streams.tools.workload import WorkloadSpec, generate
@@ -245,11 +248,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--probes", type=int, default=50)
     parser.add_argument("--probe-gap", type=float, default=0.1, help="seconds between probes")
+    parser.add_argument(
+        "--hot-events", type=int, default=100_000, help="events of one profile (hot-profile case)"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     args = parser.parse_args(argv)
     runs = [run(args, count) for count in args.workers]
+    print(f"hot profile: {args.hot_events:,} events of one user, in-process ...")
+    hot = measure_hot_profile(args.hot_events)
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    args.output.write_text(json.dumps({"runs": runs, "hot_profile": hot}, indent=2) + "\n")
     chart = bench_chart(runs, args.output.with_suffix(".png"))
     rows = [
         ("workers", lambda r: r["workload"]["workers"]),
@@ -268,6 +276,11 @@ def main(argv: list[str] | None = None) -> None:
     print()
     for name, cell in rows:
         print(f"{name:<24}" + "".join(f"{cell(r)!s:<26}" for r in runs))
+    last, fresh = hot["hot_profile_last_events_per_s"], hot["fresh_profile_events_per_s"]
+    print(
+        f"{'hot profile':<24}its {hot['events']:,}th event at {last:,} events/s, fresh profiles "
+        f"{fresh:,} (ratio {hot['ratio_last_to_fresh']:.2f}); state {hot['state_bytes_after']:,} B"
+    )
     print(f"\nwritten to {args.output} and {chart}")
 
 

@@ -69,19 +69,22 @@ def simulate(
     )
     rng = random.Random(seed)
     queues: dict[tuple[str, int], deque] = {}
-    offsets: dict[int, int] = {}
+    offsets: dict[tuple[str, int], int] = {}
     uncommitted: dict[tuple[str, int], list[tuple[Any, Any]]] = {}
     unpublished: dict[tuple[str, int], list[Emit]] = {}
 
     def put(stage: str, key: str | None, value: Any) -> None:
-        queues.setdefault((stage, _partition(key, partitions, rng)), deque()).append((key, value))
+        queue = (stage, _partition(key, partitions, rng))
+        offset = offsets.get(queue, 0)  # fixed when published: a redelivery keeps it
+        offsets[queue] = offset + 1
+        queues.setdefault(queue, deque()).append((key, (value, offset)))
 
     for key, value in messages:
-        raw = value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value)
-        partition = _partition(key, partitions, rng)
-        offset = offsets.get(partition, 0)  # fixed when published: a redelivery keeps it
-        offsets[partition] = offset + 1
-        queues.setdefault((IDENTIFY_EVENTS, partition), deque()).append((key, (raw, offset)))
+        put(
+            IDENTIFY_EVENTS,
+            key,
+            value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value),
+        )
 
     tables: dict[str, dict[str, Any]] = {s.table.name: {} for s in STAGES if s.table}
     out = Outputs()
@@ -125,12 +128,12 @@ def simulate(
         key, value = queues[queue].popleft()
         uncommitted.setdefault(queue, []).append((key, value))
         spec = STAGE_BY_INPUT[stage]
+        value, offset = value
         if spec.table is None:
-            raw, offset = value
-            emits = spec.step(raw, Source("in", partition, offset), policies, 0).emits
+            emits = spec.step(value, Source("in", partition, offset), policies, 0).emits
         else:
             table = tables[spec.table.name]
-            stepped = spec.step(table.get(key), key, value, policies, 0)
+            stepped = spec.step(table.get(key), key, value, (offset, 0), policies, 0)
             if stepped.state is None:
                 table.pop(key, None)
             else:

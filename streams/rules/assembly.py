@@ -18,15 +18,24 @@ from typing import Any
 
 from streams.rules import deduplication, profile
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased
-from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit
+from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit, Position
 
 Assembled = dict[str, Any]  # {"own": ProfileState | None, "members": {device key: ProfileState}}
 
 
 def on_command(
-    assembled: Assembled | None, profile_id: str, command: dict[str, Any], now: int
+    assembled: Assembled | None,
+    profile_id: str,
+    command: dict[str, Any],
+    now: int,
+    at: Position | None = None,
 ) -> tuple[Assembled | None, list[Emit]]:
-    """Apply one command; return the new record (None once empty) and the profile to publish."""
+    """Apply one command; return the new record (None once empty) and the profile to publish.
+
+    ``at`` is the command's position in this stage's input partition, which is read in order:
+    a command at or before the last position applied is a redelivery (after a crash) whose event
+    is already folded in; everything else it implies is sent again.
+    """
     own = assembled["own"] if assembled else None
     members: dict[str, profile.ProfileState] = dict(assembled["members"]) if assembled else {}
     erased: list[Any] | None = assembled.get("erasedAt") if assembled else None
@@ -35,6 +44,8 @@ def on_command(
     sent_away: list[str] = list(assembled.get("erasedMembers", [])) if assembled else []
     messages = assembled.get("messages") if assembled else None  # its own events' ids
     emits: list[Emit] = []
+    applied = assembled.get("at") if assembled else None
+    redelivered = at is not None and applied is not None and list(at) <= applied
     op = command["op"]
     if op in ("event", "member"):
         event = from_json(command["event"])
@@ -53,6 +64,8 @@ def on_command(
             if blocks(erased):
                 subject = "anonymousId" if op == "member" else _addressed_by(event)
                 emits.append(refused_as_erased(event, subject, command["source"], now))
+        elif redelivered:
+            pass  # already folded in; the profile is published again below
         elif op == "event":
             own = profile.fold(own, event, profile_id)
             messages = deduplication.remember(messages, event.timestamp, event.message_id)
@@ -77,6 +90,8 @@ def on_command(
     record: Assembled = {"own": own, "members": members}
     if messages:
         record["messages"] = messages
+    if at is not None or applied is not None:
+        record["at"] = max(list(at or []), applied or [])
     if erased:
         record |= {"erasedAt": erased, "erasedMembers": sent_away}
     if own is None and not members:
@@ -100,5 +115,5 @@ def combine(
     parts = ([own] if own is not None else []) + [members[k] for k in sorted(members)]
     combined = parts[0]
     for part in parts[1:]:
-        combined = profile.join(combined, part)
+        combined = profile.join(combined, part, disjoint=True)
     return {**combined, "profileId": profile_id}

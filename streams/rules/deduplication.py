@@ -23,7 +23,7 @@ DEFAULT_WINDOW_MS = 4 * 3600 * 1000
 FORGET: dict[str, Any] = {"forget": True}
 # [[event time, messageId], ...] in stamp order; bounded, since it rides in every record write
 Remembered = list[list[Any]]
-REMEMBERED = 256
+REMEMBERED = 64  # a constant per record: its state must not grow with its history
 
 
 def message_key(workspace_id: str, message_id: str) -> str:

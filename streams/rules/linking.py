@@ -20,7 +20,15 @@ from typing import Any
 from streams.rules import deduplication, profile
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased, to_json
 from streams.rules.identity import IdKind, derive_profile_id
-from streams.rules.outcomes import BY_PROFILE, MERGES, Emit, Rejection, Source, rejected
+from streams.rules.outcomes import (
+    BY_PROFILE,
+    MERGES,
+    Emit,
+    Position,
+    Rejection,
+    Source,
+    rejected,
+)
 
 # {"anonymousId", "workspaceId", "owner": Claim | None, "state": the device's slice,
 #  "homes": every profile the device was sent to, "transition": the last move}
@@ -53,9 +61,17 @@ def _refusal(claim: Claim, owner: Claim, anonymous_id: str, workspace_id: str, n
 
 
 def on_anonymous_event(
-    record: AnonymousRecord | None, key: str, payload: dict[str, Any], now: int
+    record: AnonymousRecord | None,
+    key: str,
+    payload: dict[str, Any],
+    now: int,
+    at: Position | None = None,
 ) -> tuple[AnonymousRecord, list[Emit]]:
-    """Apply one event naming this anonymous id; return the new record and what to send on."""
+    """Apply one event naming this anonymous id; return the new record and what to send on.
+
+    ``at`` is the event's position in this stage's input partition (read in order): at or
+    before the last position applied, it is a redelivery whose data is already in the slice.
+    """
     if "erase" in payload:  # the device's owner was erased: forget the device too
         assert record is not None, "only a profile that holds the device cascades to it"
         return _erase(record, key, payload["erase"], None)
@@ -87,8 +103,15 @@ def on_anonymous_event(
     # claim's data belongs to the user it names, whoever ends up owning A.
     part = event if event.user_id is None else _presence(event)
     before = record["state"]
+    applied = record.get("at")
+    if at is not None and applied is not None and list(at) <= applied:
+        state = before  # a redelivery: folded in already; what it implies is sent again
+    else:
+        state = profile.fold(before, part, key)
     messages = deduplication.remember(record.get("messages"), event.timestamp, event.message_id)
-    record = {**record, "state": profile.fold(before, part, key), "messages": messages}
+    record = {**record, "state": state, "messages": messages}
+    if at is not None:
+        record["at"] = max(list(at), applied or [])
     forward = {"op": "member", "member": key, "event": to_json(part), "source": payload["source"]}
     if event.user_id is None:
         return record, [Emit(BY_PROFILE, _owner_profile(record, key), forward)]

@@ -37,6 +37,11 @@ class Rejection:
     whole: bool = True
 
 
+# Where a record sits in its stage's input partition: the offset of its message there and its
+# index in that message's envelope. A partition is read in order, so positions only grow.
+Position = tuple[int, int]
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where an input message came from, so a rejection can point back at it."""

@@ -13,6 +13,15 @@ of one person (identity resolution) is the very same join.
 
 The value shown for an attribute is the LWW value when it is a set; the set_once value when no
 set exists or when it came after the latest unset; absent otherwise.
+
+Bounded state. Registers are one per attribute, but increments (each kept with its stamp, so that
+a late set knows which ones came after it) and the tombstones of removed list items would grow
+with every event a profile has seen. So each attribute keeps its newest ``WINDOW`` increments and
+tombstones by stamp; older increments *settle* into one exact sum (``base``) and older tombstones
+are dropped. Whatever the arrival order, the profile is exact unless a set, unset or append
+arrives behind more than ``WINDOW`` newer operations of the same attribute (README, guarantees).
+Redelivery after a crash is recognised by the stages' input positions (see ``assembly``), not by
+remembering messageIds: the state does not grow with the events it has seen.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from fractions import Fraction
 from typing import Any
 
 from streams.rules.attribute_values import to_avro
@@ -27,6 +37,12 @@ from streams.rules.events import CUSTOM_PREFIX, SYSTEM_ATTRIBUTES, IdentifyEvent
 
 ProfileState = dict[str, Any]
 Register = list[Any]  # [event time, messageId, value or None for an unset]
+# Settled increments of one attribute: [first time, first messageId, last time, last messageId,
+# how many, their sum]; the sum is an int, or a Fraction as "n/d" once a decimal joined it (exact,
+# so the shown value does not depend on which increments settled together).
+Base = list[Any]
+
+WINDOW = 64  # increments and list tombstones kept apart per attribute; older ones settle
 
 OPT_IN_DEFAULTS = {
     "emailOptIn": "OPTIN",
@@ -90,15 +106,21 @@ def _join_registers(
     return joined
 
 
-def join(into: ProfileState, other: ProfileState) -> ProfileState:
+def join(into: ProfileState, other: ProfileState, disjoint: bool = False) -> ProfileState:
     """Combine two states of the same person; the result keeps ``into``'s profile id.
 
     Attribute registers, anonymous ids and times join commutatively. A known user id is never
     replaced by another: identity resolution does not route two known users into one profile.
+
+    Settled increments are sums, which cannot tell shared events apart: two states of one
+    history (a part and a redelivered or newer copy of it) keep the base that settled more, while
+    ``disjoint`` parts (a profile's own events and its devices' slices) add their bases.
     """
     latest = max(
         (into["updatedAt"], into["lastMessageId"]), (other["updatedAt"], other["lastMessageId"])
     )
+    lww = _join_registers(into["lww"], other["lww"], latest=True)
+    settled = _join_settled(into, other, lww, disjoint)
     return {
         "profileId": into["profileId"],
         "workspaceId": into["workspaceId"],
@@ -107,12 +129,59 @@ def join(into: ProfileState, other: ProfileState) -> ProfileState:
         "createdAt": min(into["createdAt"], other["createdAt"]),
         "updatedAt": latest[0],
         "lastMessageId": latest[1],
-        "lww": (lww := _join_registers(into["lww"], other["lww"], latest=True)),
+        "lww": lww,
         "once": _join_registers(into["once"], other["once"], latest=False),
-        "incr": _prune(_join_nested(into.get("incr", {}), other.get("incr", {})), lww),
+        "incr": _prune(
+            _join_nested(into.get("incr", {}), other.get("incr", {})),
+            lww if disjoint else _settled_floors(lww, settled),
+        ),
         "adds": _prune(_join_nested(into.get("adds", {}), other.get("adds", {})), lww),
         "rems": _prune(_join_nested(into.get("rems", {}), other.get("rems", {})), lww),
+        **settled,
     }
+
+
+def _settled_floors(lww: dict[str, Register], settled: dict[str, Any]) -> dict[str, Register]:
+    """Floors below which increments no longer count apart: the latest set or unset, or, when
+    later, the newest increment in the base.
+
+    A state settles its oldest increments first, so whatever is at or before its base's newest
+    stamp is in that base: the other history's copy of it must not count twice.
+    """
+    floors = dict(lww)
+    for key, base in settled.get("base", {}).items():
+        floor = floors.get(key)
+        if floor is None or (base[2], base[3]) > (floor[0], floor[1]):
+            floors[key] = [base[2], base[3], None]
+    return floors
+
+
+def _join_settled(
+    a: ProfileState, b: ProfileState, lww: dict[str, Register], disjoint: bool
+) -> dict[str, Any]:
+    """The joined ``base`` of settled increments (absent while nothing has settled)."""
+    bases: dict[str, Base] = dict(a.get("base", {}))
+    for key, base in b.get("base", {}).items():
+        mine = bases.get(key)
+        if mine is None:
+            bases[key] = base
+        elif disjoint:
+            first = min(mine[:2], base[:2])
+            last = max(mine[2:4], base[2:4])
+            bases[key] = [*first, *last, mine[4] + base[4], _add(mine[5], base[5])]
+        else:
+            bases[key] = max(mine, base, key=lambda x: (x[4], x[2:4], x[:2], str(x[5])))
+    kept = {key: base for key, base in bases.items() if _counts_after(base, lww.get(key))}
+    return {"base": kept} if kept else {}
+
+
+def _counts_after(base: Base, floor: Register | None) -> bool:
+    """Whether settled increments still count after the attribute's latest set or unset.
+
+    Exact when the floor is before or after all of them; a floor between them (a set that
+    arrived behind more than ``WINDOW`` newer increments) keeps the whole base.
+    """
+    return floor is None or (base[2], base[3]) > (floor[0], floor[1])
 
 
 def _join_nested(
@@ -158,6 +227,8 @@ def forget(state: ProfileState | None, stamp: list[Any]) -> ProfileState | None:
 
     lww = {k: r for k, r in state["lww"].items() if after(r)}
     once = {k: r for k, r in state["once"].items() if after(r)}
+    # settled increments cannot be told apart: any of them at or before the floor forgets all
+    bases = {k: b for k, b in state.get("base", {}).items() if after(b)}
     nested = {
         name: {
             key: kept
@@ -166,7 +237,7 @@ def forget(state: ProfileState | None, stamp: list[Any]) -> ProfileState | None:
         }
         for name in ("incr", "adds", "rems")
     }
-    times = [r[0] for r in (*lww.values(), *once.values())] + [
+    times = [r[0] for r in (*lww.values(), *once.values(), *bases.values())] + [
         v[0]
         for entries in nested.values()
         for per_key in entries.values()
@@ -177,13 +248,90 @@ def forget(state: ProfileState | None, stamp: list[Any]) -> ProfileState | None:
     # Which events came after the erasure is not kept, only their writes: the earliest surviving
     # write (else the latest event) stands for the profile's creation.
     created = min(times) if times else state["updatedAt"]
-    return {**state, "lww": lww, "once": once, **nested, "createdAt": created}
+    forgotten = {**state, "lww": lww, "once": once, **nested, "createdAt": created}
+    forgotten.pop("base", None)
+    return forgotten | ({"base": bases} if bases else {})
 
 
 def fold(state: ProfileState | None, event: IdentifyEvent, profile_id: str) -> ProfileState:
-    """Apply one event to a profile (or start one)."""
+    """Apply one new event to a profile (or start one).
+
+    Idempotent while the event's increments are within their attributes' windows; beyond that
+    an increment is added to the settled sum, so the stages never fold a redelivered event twice
+    (they recognise it by its input position, see ``assembly``).
+    """
     single = from_event(event, profile_id)
-    return single if state is None else join(state, single)
+    if state is None:
+        return single
+    bases: dict[str, Base] = state.get("base", {})
+    late = {
+        key: entry
+        for key, entries in single["incr"].items()
+        if key in bases
+        for entry in entries.values()
+        if (entry[0], entry[1]) <= (bases[key][2], bases[key][3])
+    }
+    if late:  # older than increments that already settled: it settles at once
+        state = {**state, "base": {**bases, **{k: _settled(bases[k], e) for k, e in late.items()}}}
+        single = {**single, "incr": {k: v for k, v in single["incr"].items() if k not in late}}
+    return settle(join(state, single))
+
+
+def settle(state: ProfileState) -> ProfileState:
+    """Per attribute, increments beyond the newest ``WINDOW`` into the base; older tombstones
+    of removed list items dropped (with the append they removed)."""
+    incr: dict[str, dict[str, list[Any]]] = state.get("incr", {})
+    rems: dict[str, dict[str, list[Any]]] = state.get("rems", {})
+    if all(len(v) <= WINDOW for v in incr.values()) and all(
+        len(v) <= WINDOW for v in rems.values()
+    ):
+        return state
+    bases: dict[str, Base] = dict(state.get("base", {}))
+    window: dict[str, dict[str, list[Any]]] = {}
+    for key, entries in incr.items():
+        ordered = sorted(entries.items(), key=lambda kv: kv[1])
+        for _, entry in ordered[:-WINDOW]:
+            bases[key] = _settled(bases.get(key), entry)
+        window[key] = dict(ordered[-WINDOW:])
+    adds = {key: dict(items) for key, items in state.get("adds", {}).items()}
+    kept_rems: dict[str, dict[str, list[Any]]] = {}
+    for key, entries in rems.items():
+        ordered = sorted(entries.items(), key=lambda kv: kv[1])
+        orphans = 0  # removes whose append has not arrived (yet): kept, up to WINDOW of them
+        for item, removed in reversed(ordered[:-WINDOW]):
+            added = adds.get(key, {}).get(item)
+            if added is None and orphans < WINDOW:
+                orphans += 1
+                kept_rems.setdefault(key, {})[item] = removed
+            elif added is not None and removed > added:
+                del adds[key][item]  # removed for good: neither is needed any more
+        kept_rems.setdefault(key, {}).update(ordered[-WINDOW:])
+    settled = {**state, "incr": window, "adds": {k: v for k, v in adds.items() if v}}
+    settled["rems"] = {k: v for k, v in kept_rems.items() if v}
+    if bases:
+        settled["base"] = bases
+    return settled
+
+
+def _settled(base: Base | None, entry: list[Any]) -> Base:
+    """``base`` with one more increment ``entry`` ([time, messageId, delta]) in it."""
+    ts, message_id, delta = entry
+    if base is None:
+        total: Any = delta if isinstance(delta, int) else _exact(Fraction(delta))
+        return [ts, message_id, ts, message_id, 1, total]
+    first = min([base[0], base[1]], [ts, message_id])
+    last = max([base[2], base[3]], [ts, message_id])
+    return [*first, *last, base[4] + 1, _add(base[5], delta)]
+
+
+def _exact(value: Fraction) -> str:
+    return f"{value.numerator}/{value.denominator}"
+
+
+def _add(total: Any, delta: Any) -> Any:
+    if isinstance(total, int) and isinstance(delta, int):
+        return total + delta
+    return _exact(Fraction(total) + Fraction(delta))
 
 
 def current_values(state: ProfileState) -> dict[str, Any]:
@@ -191,8 +339,9 @@ def current_values(state: ProfileState) -> dict[str, Any]:
     lww: dict[str, Register] = state["lww"]
     once: dict[str, Register] = state["once"]
     incr, adds, rems = state.get("incr", {}), state.get("adds", {}), state.get("rems", {})
+    bases: dict[str, Base] = state.get("base", {})
     values: dict[str, Any] = {}
-    for key in lww.keys() | once.keys() | incr.keys() | adds.keys() | rems.keys():
+    for key in lww.keys() | once.keys() | incr.keys() | bases.keys() | adds.keys() | rems.keys():
         last, first = lww.get(key), once.get(key)
         value, floor = None, None  # floor: operations after this stamp apply to the value
         if last is not None:
@@ -200,8 +349,11 @@ def current_values(state: ProfileState) -> dict[str, Any]:
             value = last[2]
         if value is None and first is not None and (floor is None or (first[0], first[1]) > floor):
             value, floor = first[2], (first[0], first[1])
-        if key in incr:
-            value = _incremented(value, incr[key], floor)
+        if key in incr or key in bases:
+            base = bases.get(key)
+            if base is not None and floor is not None and (base[2], base[3]) <= floor:
+                base = None
+            value = _incremented(value, incr.get(key, {}), base, floor)
         if key in adds or key in rems:
             value = _edited_list(value, adds.get(key, {}), rems.get(key, {}), floor)
         if value is not None:
@@ -213,14 +365,20 @@ def _after(entry: list[Any], floor: tuple[int, str] | None) -> bool:
     return floor is None or (entry[0], entry[1]) > floor
 
 
-def _incremented(value: Any, increments: dict[str, list[Any]], floor: Any) -> Any:
+def _incremented(
+    value: Any, increments: dict[str, list[Any]], base: Base | None, floor: Any
+) -> Any:
     deltas = [e[2] for e in sorted(increments.values()) if _after(e, floor)]
+    if base is not None:
+        deltas.append(base[5] if isinstance(base[5], int) else Fraction(base[5]))
     if not deltas:
         return value
     start = value[1] if value is not None and value[0] == "number" else 0
     numbers = [start, *deltas]
     if all(isinstance(n, int) for n in numbers):
         return ["number", sum(numbers)]
+    if any(isinstance(n, Fraction) for n in numbers):
+        return ["number", float(sum(Fraction(n) for n in numbers))]  # exact, then rounded once
     return ["number", math.fsum(numbers)]  # exactly rounded: the same whatever the order
 
 

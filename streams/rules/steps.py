@@ -1,8 +1,9 @@
 """The pipeline's steps behind two signatures, so that the topology can declare them as data.
 
 A *routing* step takes one raw input message; a *keyed* step folds one record into the state of
-its key. Both are pure: the deployment's choices arrive as ``Policies`` (already loaded; no file
-or network below here) and the clock as ``now``. ``topology.stages`` says which step runs on
+its key, knowing the record's position in its input partition (so that it can tell a
+redelivery). Both are pure: the deployment's choices arrive as ``Policies`` (already loaded; no
+file or network below here) and the clock as ``now``. ``topology.stages`` says which step runs on
 which topic with which table, and ``streams.runtime.agents`` runs whatever it declares: adding a
 stage is a rule and a declaration, never a change to the runtime.
 """
@@ -20,7 +21,7 @@ from streams.rules.deduplication import DEFAULT_WINDOW_MS, is_forget, on_message
 from streams.rules.events import AfterErasure
 from streams.rules.identity import Blocklists
 from streams.rules.linking import on_anonymous_event
-from streams.rules.outcomes import BY_MESSAGE, Emit, Source
+from streams.rules.outcomes import BY_MESSAGE, Emit, Position, Source
 from streams.rules.routing import route
 
 
@@ -50,7 +51,7 @@ class Stepped:
 
 
 RoutingStep = Callable[[bytes | None, Source, Policies, int], Stepped]
-KeyedStep = Callable[[Any, str, Any, Policies, int], Stepped]
+KeyedStep = Callable[[Any, str, Any, Position, Policies, int], Stepped]
 
 
 def route_message(raw: bytes | None, source: Source, policies: Policies, now: int) -> Stepped:
@@ -64,7 +65,9 @@ def route_message(raw: bytes | None, source: Source, policies: Policies, now: in
     return Stepped(None, [Emit(BY_MESSAGE, routed.dedupe_key, decisions)])
 
 
-def drop_duplicates(seen: Any, key: str, payload: Any, policies: Policies, now: int) -> Stepped:
+def drop_duplicates(
+    seen: Any, key: str, payload: Any, at: Position, policies: Policies, now: int
+) -> Stepped:
     """Release a message's decisions unless its messageId was seen within the window.
 
     An erasure's forget is not an input message: it has no outcome to decide.
@@ -74,7 +77,7 @@ def drop_duplicates(seen: Any, key: str, payload: Any, policies: Policies, now: 
 
 
 def type_custom_values(
-    registry: Any, workspace_id: str, payload: Any, policies: Policies, now: int
+    registry: Any, workspace_id: str, payload: Any, at: Position, policies: Policies, now: int
 ) -> Stepped:
     """First type wins per workspace; values of another type are refused."""
     return Stepped(
@@ -84,13 +87,15 @@ def type_custom_values(
     )
 
 
-def link_device(record: Any, key: str, payload: Any, policies: Policies, now: int) -> Stepped:
+def link_device(
+    record: Any, key: str, payload: Any, at: Position, policies: Policies, now: int
+) -> Stepped:
     """Which user owns this device; forward the device's events to the profile holding it."""
-    return Stepped(*on_anonymous_event(record, key, payload, now))
+    return Stepped(*on_anonymous_event(record, key, payload, now, at))
 
 
 def assemble_profile(
-    assembled: Any, profile_id: str, command: Any, policies: Policies, now: int
+    assembled: Any, profile_id: str, command: Any, at: Position, policies: Policies, now: int
 ) -> Stepped:
     """Fold a command into the profile and publish the whole profile."""
-    return Stepped(*on_command(assembled, profile_id, command, now))
+    return Stepped(*on_command(assembled, profile_id, command, now, at))

@@ -101,9 +101,10 @@ class Pipeline:
             # one store write and one changelog record instead of one per update.
             changed: dict[str, Any] = {}
             emits: list[Emit] = []
-            for key, value in envelopes.unseal(event.value):
+            offset = event.message.offset
+            for index, (key, value) in enumerate(envelopes.unseal(event.value)):
                 before = changed[key] if key in changed else table.get(key)
-                stepped = stage.step(before, key, value, self.policies, _now())
+                stepped = stage.step(before, key, value, (offset, index), self.policies, _now())
                 if stepped.state != before:
                     changed[key] = stepped.state
                 self._account(stepped)
