@@ -17,6 +17,16 @@ def _worker(args: argparse.Namespace) -> None:
     run_worker(Settings.from_env())
 
 
+def _gateway(args: argparse.Namespace) -> None:
+    from streams.tools.gateway import GatewaySettings, run_gateway
+
+    try:
+        settings = GatewaySettings.from_env()
+    except (OSError, ValueError) as exc:
+        sys.exit(f"identify-stream gateway: {exc}")
+    run_gateway(settings)
+
+
 def _topics(args: argparse.Namespace) -> None:
     from topology.admin import ensure_topics
 
@@ -196,6 +206,11 @@ def parser() -> argparse.ArgumentParser:
     )
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run a stream worker until stopped").set_defaults(func=_worker)
+    sub.add_parser(
+        "gateway",
+        help="serve the seeds' HTTP APIs (WebEngage, Herogi, NotifyVisitors, Heap) and publish "
+        "what they accept to the input topic",
+    ).set_defaults(func=_gateway)
     topics = sub.add_parser("topics", help="create or describe the declared topics")
     topics.add_argument("action", choices=["create", "describe"])
     topics.set_defaults(func=_topics)
