@@ -11,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from streams.runtime.settings import Settings
@@ -25,6 +27,8 @@ class WorkerFailed(RuntimeError):
 class WorkerProcess:
     """One ``identify-stream worker`` process with its log file."""
 
+    command = "worker"
+
     def __init__(self, settings: Settings, log_path: Path) -> None:
         self.settings = settings
         self.log_path = log_path
@@ -36,13 +40,16 @@ class WorkerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "streams.tools.cli", "worker"],
-                env={**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"},
+                [sys.executable, "-m", "streams.tools.cli", self.command],
+                env={**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         return self
+
+    def env(self) -> dict[str, str]:
+        return self.settings.to_env()
 
     def log_text(self) -> str:
         if not self.log_path.exists():
@@ -84,3 +91,36 @@ class WorkerProcess:
             assert self.process is not None
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(30)
+
+
+class GatewayProcess(WorkerProcess):
+    """One ``identify-stream gateway`` process, ready once its /health answers 200."""
+
+    command = "gateway"
+
+    def __init__(self, settings: Settings, log_path: Path, keys: str, port: int) -> None:
+        super().__init__(settings, log_path)
+        self.keys = keys  # IDENTITY_STREAM_GATEWAY_KEYS: a file's path or the JSON itself
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **self.settings.to_env(),
+            "IDENTITY_STREAM_GATEWAY_KEYS": self.keys,
+            "IDENTITY_STREAM_GATEWAY_PORT": str(self.port),
+        }
+
+    def wait_ready(self, timeout: float = 60.0) -> GatewayProcess:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=5) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            if not self.alive():
+                raise WorkerFailed(f"gateway exited during start:\n{self.tail()}")
+            time.sleep(0.2)
+        raise WorkerFailed(f"gateway not healthy after {timeout:.0f}s:\n{self.tail()}")
