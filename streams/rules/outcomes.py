@@ -44,11 +44,16 @@ Position = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where an input message came from, so a rejection can point back at it."""
+    """Where an input message came from, so a rejection can point back at it.
+
+    ``timestamp`` is the input record's Kafka timestamp (ms), the event time of a JSON body that
+    carries none; it does not travel with the source to later stages.
+    """
 
     topic: str
     partition: int
     offset: int
+    timestamp: int | None = None
 
     def to_json(self) -> list[Any]:
         return [self.topic, self.partition, self.offset]

@@ -21,6 +21,7 @@ from streams.rules.events import (
     to_json,
 )
 from streams.rules.identity import Blocklists, IdKind, derive_profile_id
+from streams.rules.input_formats import InputFormats, decode
 from streams.rules.outcomes import (
     BY_ANONYMOUS,
     BY_PROFILE,
@@ -30,7 +31,7 @@ from streams.rules.outcomes import (
     Source,
     rejected,
 )
-from topology.avro import IDENTIFY_EVENT, AvroDecodeError
+from topology.avro import AvroDecodeError
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +51,16 @@ def route(
     blocklists: Blocklists | None = None,
     policy: AttributePolicy | None = None,
     after_erasure: AfterErasure = "recreate",
+    inputs: InputFormats | None = None,
 ) -> Routed:
-    """Decode and check one input message and say where it goes next.
+    """Decode (any input format, see streams.rules.input_formats), check one input message and
+    say where it goes next.
 
     Never raises: a message that trips an unforeseen error is rejected with its raw bytes (reason
     ``processing_error``) instead of stopping the partition behind it.
     """
     try:
-        return _route(raw, source, now, blocklists, policy, after_erasure)
+        return _route(raw, source, now, blocklists, policy, after_erasure, inputs)
     except AvroDecodeError as exc:
         return Routed([rejected(Rejection(exc.reason, str(exc)), source, now, raw_value=raw)])
     except Exception as exc:
@@ -72,8 +75,9 @@ def _route(
     blocklists: Blocklists | None,
     policy: AttributePolicy | None,
     after_erasure: AfterErasure,
+    inputs: InputFormats | None,
 ) -> Routed:
-    record = IDENTIFY_EVENT.decode(raw)
+    record = decode(raw, inputs or InputFormats(), now, source.timestamp)
     parsed = parse_identify(record, blocklists, policy, after_erasure)
     message_id, workspace_id = record["messageId"], record["workspaceId"]
     emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]

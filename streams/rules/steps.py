@@ -20,6 +20,7 @@ from streams.rules.custom_attributes import AttributePolicy
 from streams.rules.deduplication import DEFAULT_WINDOW_MS, is_forget, on_message, pack
 from streams.rules.events import AfterErasure
 from streams.rules.identity import Blocklists
+from streams.rules.input_formats import InputFormats
 from streams.rules.linking import on_anonymous_event
 from streams.rules.outcomes import BY_MESSAGE, Emit, Position, Source
 from streams.rules.routing import route
@@ -34,6 +35,7 @@ class Policies:
     catalog: Catalog = field(default_factory=Catalog)
     after_erasure: AfterErasure = "recreate"
     dedupe_window_ms: int = DEFAULT_WINDOW_MS
+    inputs: InputFormats = field(default_factory=InputFormats)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +59,13 @@ KeyedStep = Callable[[Any, str, Any, Position, Policies, int], Stepped]
 def route_message(raw: bytes | None, source: Source, policies: Policies, now: int) -> Stepped:
     """Decode, check and re-key; a message with a messageId waits for deduplication first."""
     routed = route(
-        raw, source, now, policies.blocklists, policies.attributes, policies.after_erasure
+        raw,
+        source,
+        now,
+        policies.blocklists,
+        policies.attributes,
+        policies.after_erasure,
+        policies.inputs,
     )
     if routed.dedupe_key is None:
         return Stepped(None, routed.emits, decides_outcome=True)

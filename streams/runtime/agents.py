@@ -15,8 +15,8 @@ changes nothing and its outputs are simply sent again.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import faust
@@ -30,10 +30,12 @@ from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
 from streams.runtime.faust_internals import current_event
 from streams.runtime.output_encoding import Encode
+from streams.runtime.writer_schemas import WriterSchemas
 from topology.stages import StageSpec
 from topology.topics import Topology, partition_for
 
 Handle = Callable[[EventT], list[Emit]]
+Prepare = Callable[[list[EventT]], Awaitable[None]]
 
 
 def _now() -> int:
@@ -53,6 +55,7 @@ class Pipeline:
     batch_size: int
     batch_wait_s: float
     encode: Encode  # frames the Avro outputs (streams.runtime.output_encoding)
+    writer_schemas: WriterSchemas | None = None  # Confluent-framed input (None: no registry)
 
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
@@ -69,7 +72,8 @@ class Pipeline:
                 internal=False,  # created up front by topology.admin, never by faust
             )
             handle = self._routing(stage) if stage.table is None else self._keyed(stage, tables)
-            app.agent(topic, name=stage.name, concurrency=1)(self._batches(handle))
+            prepare = self._resolve_writer_schemas if stage.table is None else None
+            app.agent(topic, name=stage.name, concurrency=1)(self._batches(handle, prepare))
 
     def _account(self, stepped: Stepped) -> None:
         if stepped.decides_outcome:
@@ -78,18 +82,34 @@ class Pipeline:
             self.counters.count_refusals(stepped.emits)
 
     def _routing(self, stage: StageSpec) -> Handle:
-        """A stateless stage on the input: one raw message in, its decisions out."""
+        """A stateless stage on the input: one raw message in, its decisions out.
+
+        The rules read Confluent-framed input with the writer schemas that
+        ``_resolve_writer_schemas`` fetched for the batch beforehand.
+        """
+        policies = self.policies
+        if self.writer_schemas is not None:
+            inputs = replace(policies.inputs, writer_schemas=self.writer_schemas.known)
+            policies = replace(policies, inputs=inputs)
 
         def handle(event: EventT) -> list[Emit]:
             message = event.message
+            arrival = None
             if message.timestamp:
                 self.counters.observe_input_lag(time.time() - message.timestamp)
-            source = Source(message.topic, message.partition, message.offset)
-            stepped = stage.step(message.value, source, self.policies, _now())
+                arrival = round(message.timestamp * 1000)
+            source = Source(message.topic, message.partition, message.offset, arrival)
+            stepped = stage.step(message.value, source, policies, _now())
             self._account(stepped)
             return stepped.emits
 
         return handle
+
+    async def _resolve_writer_schemas(self, batch: list[EventT]) -> None:
+        """Before a batch is routed: the registry's schemas of its Confluent-framed messages
+        (a registry that fails holds the batch, see streams.runtime.writer_schemas)."""
+        if self.writer_schemas is not None:
+            await self.writer_schemas.resolve(event.message.value for event in batch)
 
     def _keyed(self, stage: StageSpec, tables: dict[str, faust.Table]) -> Handle:
         """A keyed stage: its records' table partition is the one of the envelope's message."""
@@ -118,12 +138,17 @@ class Pipeline:
 
         return handle
 
-    def _batches(self, handle: Handle) -> Callable[..., AsyncIterator[None]]:
-        """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``."""
+    def _batches(
+        self, handle: Handle, prepare: Prepare | None = None
+    ) -> Callable[..., AsyncIterator[None]]:
+        """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``,
+        each first given to ``prepare`` (it may wait: nothing of the batch is handled before)."""
 
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             batch: list[EventT]
             async for batch in stream.take_events(self.batch_size, self.batch_wait_s):
+                if prepare is not None:
+                    await prepare(batch)
                 emits: list[Emit] = []
                 for event in batch:
                     with current_event(event):

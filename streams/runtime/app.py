@@ -13,7 +13,14 @@ from typing import Any
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from streams.runtime import commit_guard, faust_internals, lookup, output_encoding, watchdog
+from streams.runtime import (
+    commit_guard,
+    faust_internals,
+    lookup,
+    output_encoding,
+    watchdog,
+    writer_schemas,
+)
 from streams.runtime.accounting import Counters
 from streams.runtime.agents import Pipeline
 from streams.runtime.delivery import Outbox
@@ -115,6 +122,7 @@ def build_app(settings: Settings) -> faust.App:
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
         encode=encode,
+        writer_schemas=writer_schemas.for_settings(settings.schema_registry, counters.registry),
     ).install(app, tables)
     lookup.serve(app, settings, tables[PROFILE_STATE.name], tables[ANONYMOUS_IDS.name])
     if settings.stall_timeout_s > 0:

@@ -16,6 +16,7 @@ from streams.rules.attribute_types import Catalog
 from streams.rules.custom_attributes import AttributePolicy, LongStrings
 from streams.rules.events import AFTER_ERASURE, AfterErasure
 from streams.rules.identity import Blocklists
+from streams.rules.input_formats import InputFormats
 from streams.rules.steps import Policies
 from topology.topics import Topology, declare
 
@@ -154,6 +155,7 @@ class Settings:
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
     attribute_catalog: Path | None = None  # declared custom attribute types, by workspace
     after_erasure: AfterErasure = "recreate"  # or "block": later events of the erased refused
+    default_workspace: str | None = None  # of JSON input that names none (streams.rules.mapping)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -195,6 +197,7 @@ class Settings:
             if e.get("IDENTITY_STREAM_ATTRIBUTE_CATALOG")
             else None,
             after_erasure=_after_erasure(e.get("IDENTITY_STREAM_AFTER_ERASURE", "recreate")),
+            default_workspace=e.get("IDENTITY_STREAM_DEFAULT_WORKSPACE") or None,
             security=Security.from_env(e),
             schema_registry=SchemaRegistry.from_env(e),
             output_format=_output_format(e.get("IDENTITY_STREAM_OUTPUT_FORMAT", "single-object")),
@@ -210,6 +213,7 @@ class Settings:
             "IDENTITY_STREAM_API_TOKEN": self.api_token,
             "IDENTITY_STREAM_BLOCKLIST_FILE": self.blocklist_file,
             "IDENTITY_STREAM_ATTRIBUTE_CATALOG": self.attribute_catalog,
+            "IDENTITY_STREAM_DEFAULT_WORKSPACE": self.default_workspace,
         }
         return {
             **self.security.to_env(),
@@ -251,6 +255,7 @@ class Settings:
             catalog=Catalog.from_config(_json_file(self.attribute_catalog)),
             after_erasure=self.after_erasure,
             dedupe_window_ms=int(self.dedupe_window_s * 1000),
+            inputs=InputFormats(default_workspace=self.default_workspace),
         )
 
     def topology(self) -> Topology:

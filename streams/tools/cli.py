@@ -77,7 +77,8 @@ def _profiles(args: argparse.Namespace) -> None:
 def _publish(args: argparse.Namespace) -> None:
     from collections import Counter
 
-    from streams.tools.importer import UnusableLine, read_payloads, to_record
+    from streams.rules.mapping import Unmappable, encode, to_record
+    from streams.tools.importer import read_payloads
     from streams.tools.publisher import publish
     from streams.tools.readback import decoder, read_all, wait_caught_up
     from topology.avro import REJECTION
@@ -85,21 +86,27 @@ def _publish(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     topology = settings.topology()
     now = time.time_ns() // 1_000_000
-    records: list[tuple[str | None, dict]] = []
+    records: list[tuple[str | None, bytes]] = []
+    ours: set[str] = set()
     skipped = 0
     for path in args.files:
         for number, payload in read_payloads(path):
             try:
-                if isinstance(payload, UnusableLine):
+                if isinstance(payload, Unmappable):
                     raise payload
                 record = to_record(payload, args.workspace, now)
-            except (UnusableLine, ValueError) as exc:
+                key = record["userId"] or record["anonymousId"] or record["profileId"]
+                if key is None:  # the worker would refuse it (missing_identity): say so here
+                    raise Unmappable(
+                        "missing_identity", "needs an anonymousId, userId or profileId"
+                    )
+                value = encode(record)
+            except Unmappable as exc:
                 skipped += 1
                 print(f"{path}:{number}: skipped: {exc}", file=sys.stderr)
                 continue
-            records.append(
-                (record["userId"] or record["anonymousId"] or record["profileId"], record)
-            )
+            records.append((key, value))
+            ours.add(record["messageId"])
     sent = publish(
         settings.kafka_config(), topology.identify_events.name, records, len(records), progress=True
     )
@@ -112,7 +119,6 @@ def _publish(args: argparse.Namespace) -> None:
         [topology.identify_events.name, *(t.name for t in topology.internal())],
         timeout=args.wait,
     )
-    ours = {record["messageId"] for _, record in records}
     refusals = [
         value
         for _, value, _ in read_all(

@@ -168,7 +168,7 @@ def generate(spec: WorkloadSpec) -> list[Message]:
     for i in range(junk):
         ts = BASE_TIME + rng.randint(0, 30 * 24 * 3600 * 1000)
         if i % 2:
-            timeline.append((ts, (None, b"\x00not avro at all")))
+            timeline.append((ts, (None, b"not Avro, not JSON")))  # undecodable in any setup
         else:  # only a placeholder id: nothing identifies a person, the event is refused
             emit(
                 None,

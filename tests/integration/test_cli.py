@@ -12,7 +12,7 @@ import pytest
 from streams.tools.readback import latest_by_key
 from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
-from tests.unit.tools.test_importer import HEROGI, NOTIFYVISITORS, WEBENGAGE
+from tests.unit.rules.test_mapping import HEROGI, NOTIFYVISITORS, WEBENGAGE
 
 pytestmark = pytest.mark.integration
 
