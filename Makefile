@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+HEY    := .localkafka/bin/hey
 
-.PHONY: demo test bench bench-scale chaos install lint unit integration broker-start broker-stop broker-status registry-start registry-stop clean
+.PHONY: demo test bench bench-scale bench-gateway hey chaos install lint unit integration broker-start broker-stop broker-status registry-start registry-stop clean
 
 demo: install ## fetch and start a broker, run a worker, publish a generated stream, print profiles
 	$(BIN)/identify-stream demo
@@ -14,8 +15,11 @@ test: install ## lint, unit tests, integration tests against a real broker
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest
 
-bench: install ## throughput, latency, memory, recovery and the pass-through ceiling (BENCH_ARGS=...)
+bench: install $(HEY) ## throughput, latency, memory, recovery and the pass-through ceiling (BENCH_ARGS=...)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+bench-gateway: install $(HEY) ## the HTTP gateway under hey's load: requests/s and p99 (GATEWAY_ARGS=...)
+	$(BIN)/python -m benchmarks.gateway_load $(GATEWAY_ARGS)
 
 bench-scale: install ## one long run: throughput and memory from 10^4 to 10^6 events (SCALE_ARGS=...)
 	$(BIN)/python -m benchmarks.scale $(SCALE_ARGS)
@@ -24,6 +28,11 @@ chaos: install ## SIGKILLs, a broker restart, a 1 -> 2 -> 1 group, junk: results
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
 install: $(STAMP)
+
+hey: $(HEY)
+
+$(HEY): ## the gateway bench's HTTP load generator, pinned, from the Go module proxy
+	GOBIN=$(abspath $(dir $(HEY))) go install github.com/rakyll/hey@v0.1.4
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -13,6 +13,8 @@ One run on the real broker (yours if KAFKA_BOOTSTRAP_SERVERS is set, else the lo
    input; our throughput is reported as a ratio of it;
 6. hot profile - the stages in-process over 100,000 events of one user: events/s of its last
    events against fresh profiles', and its state's size (benchmarks.hot_profile).
+7. gateway - hey's load on the HTTP gateway's WebEngage POST /users: requests/s and p99
+   (benchmarks.gateway_load).
 
 By default the run is made with one worker and again with two. Results go to
 ``benchmarks/results/latest.json`` and ``latest.png``, and are printed as a table.
@@ -35,6 +37,8 @@ from confluent_kafka import Consumer, TopicPartition
 
 from benchmarks.ceiling import pass_through
 from benchmarks.charts import bench_chart
+from benchmarks.gateway_load import measure as measure_gateway
+from benchmarks.gateway_load import summary as gateway_summary
 from benchmarks.hot_profile import measure as measure_hot_profile
 from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
@@ -256,8 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     runs = [run(args, count) for count in args.workers]
     print(f"hot profile: {args.hot_events:,} events of one user, in-process ...")
     hot = measure_hot_profile(args.hot_events)
+    print("gateway: hey against POST /users, 20 s at 32 connections ...")
+    gateway = measure_gateway()
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps({"runs": runs, "hot_profile": hot}, indent=2) + "\n")
+    results = {"runs": runs, "hot_profile": hot, "gateway": gateway}
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
     chart = bench_chart(runs, args.output.with_suffix(".png"))
     rows = [
         ("workers", lambda r: r["workload"]["workers"]),
@@ -281,6 +288,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{'hot profile':<24}its {hot['events']:,}th event at {last:,} events/s, fresh profiles "
         f"{fresh:,} (ratio {hot['ratio_last_to_fresh']:.2f}); state {hot['state_bytes_after']:,} B"
     )
+    print(f"{'HTTP gateway':<24}{gateway_summary(gateway)}")
     print(f"\nwritten to {args.output} and {chart}")
 
 
