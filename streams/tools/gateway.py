@@ -30,6 +30,7 @@ import logging
 import os
 import time
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -129,7 +130,6 @@ class Refused(Exception):
 class Seed:
     """How one seed API authenticates and answers errors."""
 
-    name: str
     auth_scheme: str  # for WWW-Authenticate
     error_body: Callable[[int, str], dict[str, Any]]
     missing_identity: str  # its words for an entry that names no one
@@ -144,24 +144,21 @@ class Seed:
 
 
 WEBENGAGE = Seed(
-    "webengage",
     "Bearer",
     lambda status, message: {"response": {"status": "error", "message": f"Error: {message}"}},
     "userId and anonymousId cannot be empty.",
 )
 HEROGI = Seed(
-    "herogi",
     "Basic",
     lambda status, message: {"status": "error", "message": message},
     "externalUserId or hgid is required",
 )
 NOTIFYVISITORS = Seed(
-    "notifyvisitors",
     "Basic",
     lambda status, message: {"message": message, "status_code": str(status)},
     "All records must contain userID",
 )
-HEAP = Seed("heap", "Bearer", lambda status, message: {"error": message}, "identity is required")
+HEAP = Seed("Bearer", lambda status, message: {"error": message}, "identity is required")
 
 
 @dataclass(frozen=True)
@@ -532,7 +529,8 @@ class Gateway:
 
 
 def _identity(record: dict[str, Any], where: str, seed: Seed) -> str:
-    """The message key (the caller's own id for the person), within the seeds' id limits."""
+    """The message key (the caller's own id for the person), within the seeds' id limits; a
+    profileId (Herogi's hgid) must be one of ours, a UUID."""
     for name in IDENTIFIERS:
         value = record.get(name)
         if value is not None and len(value.strip()) > MAX_ID_LENGTH:
@@ -540,6 +538,13 @@ def _identity(record: dict[str, Any], where: str, seed: Seed) -> str:
                 400,
                 f"{where}{name} is {len(value.strip())} characters long: at most {MAX_ID_LENGTH}",
             )
+    if record["profileId"] is not None:
+        try:
+            uuid.UUID(record["profileId"])
+        except ValueError as exc:
+            raise Refused(
+                400, f"{where}profileId (hgid) {record['profileId']!r} is not a UUID"
+            ) from exc
     key = record["userId"] or record["anonymousId"] or record["profileId"]
     if not key:
         raise Refused(400, f"{where}{seed.missing_identity}")

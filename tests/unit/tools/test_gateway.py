@@ -314,6 +314,15 @@ def test_herogi_identify_answers_the_hgid():
     [(key, event)] = sink.events()
     assert key == "johnwick@example.com"
     assert event["set"]["firstName"] == "John"
+    hgid = "6ef91c7c-3363-4a9e-9b0c-10e2fb537b71"
+    status, _, body, sink = call("POST", "/v1/identify", {"hgid": hgid}, basic("hg-app"))
+    assert (status, body) == (200, {"status": "success", "hgid": hgid})
+    assert sink.events()[0][1]["profileId"] == hgid
+    status, _, body, _ = call("POST", "/v1/identify", {"hgid": "6ef9-4agh"}, basic("hg-app"))
+    assert (status, body) == (
+        400,
+        {"status": "error", "message": "profileId (hgid) '6ef9-4agh' is not a UUID"},
+    )
     status, _, body, _ = call("POST", "/v1/identify", {"city": "Bangkok"}, basic("hg-app"))
     assert (status, body) == (
         400,
