@@ -18,6 +18,7 @@ from streams.runtime.delivery import Outbox
 from streams.runtime.settings import Settings
 from streams.tools.gateway import Gateway, GatewaySettings
 from streams.tools.gateway_auth import Credential, Keys, RateLimiter, Workspace, credential
+from streams.tools.harness import _free_port
 from topology.avro import IDENTIFY_EVENT
 
 KEY = "we-key"
@@ -79,7 +80,8 @@ def serve(scenario, sink=None, keys=KEYS, worker=None, health=healthy, **options
     """Run ``scenario(client, sink)`` against a gateway (and a fake worker when given)."""
 
     async def main():
-        settings = Settings(topic_prefix="t.", api_token="tok")
+        # no worker listens on a port just freed, unless the test starts a fake one there
+        settings = Settings(topic_prefix="t.", api_token="tok", web_port=_free_port())
         worker_server = None
         if worker is not None:
             worker_server = TestServer(worker)
@@ -396,7 +398,6 @@ def test_user_data_with_no_worker_reachable_is_502():
         response = await client.get("/api/v1/user/userData?userID=a", headers=basic("brand-9"))
         return response.status
 
-    # the default worker address, where nothing listens in the unit tests
     assert serve(scenario) == 502
 
 
