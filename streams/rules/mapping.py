@@ -242,8 +242,6 @@ def _flat(payload: dict[str, Any]) -> dict[str, Any]:
     custom = attributes.pop("custom", None) or {}
     if isinstance(custom, str):  # Herogi sends customAttributes as a JSON string
         custom = _json_object(custom, "customAttributes")
-    if not isinstance(custom, dict):
-        raise _invalid("attributes", "custom attributes must be a JSON object")
     unknown = set(attributes) - set(SYSTEM_ATTRIBUTES) - set(ENVELOPE) - set(OPERATIONS)
     if unknown:
         raise _unrecognised(
