@@ -8,6 +8,12 @@ values go through JSON, as they do through the changelog and repartition topics.
 With ``crash_rate`` > 0 it also plays faust's at-least-once failure: table writes land at once,
 while outputs are published only when the partition commits; a crash drops the unpublished
 outputs and redelivers every uncommitted message, to a table that already holds their effects.
+
+Custom attribute types play as in the runtime: the attribute-firsts records a step learns join
+the one view at once, as do those published (every worker reads that topic); a stage that renders
+by them checks, after each record of a partition and once more when all is quiet (the runtime's
+rechecks), whether the decisions moved on since that partition last rendered: then every record
+of the partition is rendered again, and the new marks count only once that is committed.
 """
 
 from __future__ import annotations
@@ -19,10 +25,18 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.rules.attribute_types import Catalog
+from streams.rules.attribute_types import AttributeTypes, Catalog, Rendered
 from streams.rules.custom_attributes import AttributePolicy
 from streams.rules.events import AfterErasure
-from streams.rules.outcomes import MERGES, PROFILES, REJECTIONS, Emit, Source
+from streams.rules.outcomes import (
+    ATTRIBUTE_FIRSTS,
+    BROADCAST,
+    MERGES,
+    PROFILES,
+    REJECTIONS,
+    Emit,
+    Source,
+)
 from streams.rules.steps import Policies
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 from topology.stages import IDENTIFY_EVENTS, STAGES
@@ -36,6 +50,7 @@ class Outputs:
     merges: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejections: list[dict[str, Any]] = field(default_factory=list)
     deduplicated: set[str] = field(default_factory=set)  # messageId entries left in the table
+    types: AttributeTypes | None = None  # the custom attribute types the run decided
 
 
 def _partition(key: str | None, partitions: int, rng: random.Random) -> int:
@@ -62,9 +77,10 @@ def simulate(
     catalog: Catalog | None = None,
     after_erasure: AfterErasure = "recreate",
 ) -> Outputs:
+    policy = policy or AttributePolicy()
     policies = Policies(
-        attributes=policy or AttributePolicy(),
-        catalog=catalog or Catalog(),
+        attributes=policy,
+        types=AttributeTypes(catalog or Catalog(), policy.max_per_type),
         after_erasure=after_erasure,
     )
     rng = random.Random(seed)
@@ -74,7 +90,13 @@ def simulate(
     unpublished: dict[tuple[str, int], list[Emit]] = {}
 
     def put(stage: str, key: str | None, value: Any) -> None:
-        queue = (stage, _partition(key, partitions, rng))
+        if key == BROADCAST:
+            for partition in range(partitions):
+                put_on((stage, partition), f"{BROADCAST}-{partition}", value)
+        else:
+            put_on((stage, _partition(key, partitions, rng)), key, value)
+
+    def put_on(queue: tuple[str, int], key: str | None, value: Any) -> None:
         offset = offsets.get(queue, 0)  # fixed when published: a redelivery keeps it
         offsets[queue] = offset + 1
         queues.setdefault(queue, deque()).append((key, (value, offset)))
@@ -105,20 +127,51 @@ def simulate(
                     out.merges[e.key] = _wire(PROFILE_MERGE, e.value)
             elif e.output == REJECTIONS:
                 out.rejections.append(_wire(REJECTION, e.value))
+            elif e.output == ATTRIBUTE_FIRSTS:
+                policies.types.add(e.key, _json(e.value))
+
+    rendered: dict[tuple[str, int], Rendered] = {}  # committed marks, per partition
+    pending: dict[tuple[str, int], Rendered] = {}  # marks of what is not committed yet
 
     def commit(queue: tuple[str, int]) -> None:
         emit_all(unpublished.pop(queue, []))
         uncommitted.pop(queue, None)
+        if queue in pending:
+            rendered[queue] = pending.pop(queue)
 
     def crash(queue: tuple[str, int]) -> None:
         unpublished.pop(queue, None)
+        pending.pop(queue, None)
         queues[queue].extendleft(reversed(uncommitted.pop(queue, [])))
+
+    def marks(queue: tuple[str, int]) -> Rendered:
+        if queue not in pending:
+            pending[queue] = Rendered(rendered[queue].marks if queue in rendered else {})
+        return pending[queue]
+
+    def catch_up(queue: tuple[str, int]) -> None:
+        """Render again what changed decisions affect in this partition, if anything."""
+        stage, partition = queue
+        spec = STAGE_BY_INPUT[stage]
+        assert spec.rerender is not None and spec.table is not None
+        stale = marks(queue).stale(policies.types)
+        if stale:
+            table = tables[spec.table.name]
+            for key in sorted(table):
+                if _partition(key, partitions, rng) == partition:
+                    emits = spec.rerender(table[key], key, stale, policies, 0)
+                    unpublished.setdefault(queue, []).extend(emits)
+            pending[queue] = marks(queue).caught_up(policies.types)
 
     while True:
         ready = [q for q in queues if queues[q]]
         if not ready:
+            for queue in [q for q, marks in rendered.items() if marks.stale(policies.types)]:
+                catch_up(queue)  # the runtime's recheck of a partition with no more input
+                uncommitted.setdefault(queue, [])
             if not uncommitted:
                 out.deduplicated = {key.split("\x1f")[1] for key in tables["message-ids"]}
+                out.types = policies.types
                 return out
             for queue in list(uncommitted):
                 commit(queue)
@@ -130,7 +183,7 @@ def simulate(
         spec = STAGE_BY_INPUT[stage]
         value, offset = value
         if spec.table is None:
-            emits = spec.step(value, Source("in", partition, offset), policies, 0).emits
+            stepped = spec.step(value, Source("in", partition, offset), policies, 0)
         else:
             table = tables[spec.table.name]
             stepped = spec.step(table.get(key), key, value, (offset, 0), policies, 0)
@@ -138,10 +191,14 @@ def simulate(
                 table.pop(key, None)
             else:
                 table[key] = _json(stepped.state)
-            emits = stepped.emits
-        undeclared = {e.output for e in emits} - set(spec.outputs)
+        for first_key, stamp in stepped.firsts:
+            policies.types.add(first_key, stamp)
+        undeclared = {e.output for e in stepped.emits} - set(spec.outputs)
         assert not undeclared, f"{spec.name} emitted to undeclared {undeclared}"
-        unpublished.setdefault(queue, []).extend(emits)
+        unpublished.setdefault(queue, []).extend(stepped.emits)
+        if spec.rerender is not None:
+            marks(queue).note(stepped.renders, policies.types)
+            catch_up(queue)
         if crash_rate and rng.random() < crash_rate:
             crash(queue)
         elif not crash_rate or rng.random() < 0.3:

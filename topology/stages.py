@@ -15,22 +15,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.rules.outcomes import (
+    ATTRIBUTE_FIRSTS,
     BY_ANONYMOUS,
     BY_MESSAGE,
     BY_PROFILE,
-    BY_WORKSPACE,
     MERGES,
     PROFILES,
     REJECTIONS,
 )
 from streams.rules.steps import (
     KeyedStep,
+    Rerender,
     RoutingStep,
     assemble_profile,
     drop_duplicates,
     link_device,
+    rerender_profile,
     route_message,
-    type_custom_values,
 )
 
 IDENTIFY_EVENTS = "identify_events"  # the input: what producers publish
@@ -46,7 +47,12 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage: ``step`` runs on every record of ``input``; a keyed step owns ``table``."""
+    """One stage: ``step`` runs on every record of ``input``; a keyed step owns ``table``.
+
+    A stage whose outputs depend on the workspaces' custom attribute types declares
+    ``rerender``: when a decision changes, the runtime gives it every record of its table
+    partitions, and it says what to publish again.
+    """
 
     name: str
     input: str
@@ -54,11 +60,11 @@ class StageSpec:
     step: RoutingStep | KeyedStep
     outputs: tuple[str, ...]
     table: TableSpec | None = None
+    rerender: Rerender | None = None
     doc: str = ""
 
 
 MESSAGE_IDS = TableSpec("message-ids", "event time and source of a messageId's first message")
-ATTRIBUTE_TYPES = TableSpec("attribute-types", "a workspace's custom attribute types")
 ANONYMOUS_IDS = TableSpec("anonymous-ids", "a device's owner and its own slice of the profile")
 PROFILE_STATE = TableSpec("profile-state", "a profile's own registers and its devices' slices")
 
@@ -68,8 +74,8 @@ STAGES: tuple[StageSpec, ...] = (
         input=IDENTIFY_EVENTS,
         key="any (producers choose)",
         step=route_message,
-        outputs=(BY_MESSAGE, REJECTIONS),
-        doc="decode, validate, re-key by device or profile",
+        outputs=(BY_MESSAGE, REJECTIONS, ATTRIBUTE_FIRSTS, BY_PROFILE),
+        doc="decode, validate, re-key by device or profile, publish earliest custom values",
     ),
     StageSpec(
         name="drop_duplicates",
@@ -77,17 +83,8 @@ STAGES: tuple[StageSpec, ...] = (
         key="workspaceId + messageId",
         step=drop_duplicates,
         table=MESSAGE_IDS,
-        outputs=(BY_WORKSPACE, BY_ANONYMOUS, BY_PROFILE, REJECTIONS),
-        doc="release a message unless its messageId was seen within the window",
-    ),
-    StageSpec(
-        name="type_custom_values",
-        input=BY_WORKSPACE,
-        key="workspaceId",
-        step=type_custom_values,
-        table=ATTRIBUTE_TYPES,
         outputs=(BY_ANONYMOUS, BY_PROFILE, REJECTIONS),
-        doc="first type wins per workspace attribute",
+        doc="release a message unless its messageId was seen within the window",
     ),
     StageSpec(
         name="link_devices",
@@ -104,8 +101,9 @@ STAGES: tuple[StageSpec, ...] = (
         key="profileId",
         step=assemble_profile,
         table=PROFILE_STATE,
+        rerender=rerender_profile,
         outputs=(PROFILES, BY_ANONYMOUS, REJECTIONS, BY_MESSAGE),
-        doc="fold into the profile, publish the whole profile",
+        doc="fold into the profile, publish it as the custom attribute types decide",
     ),
 )
 

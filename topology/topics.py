@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from aiokafka.partitioner import murmur2
 
 from streams.rules.outcomes import (
+    ATTRIBUTE_FIRSTS,
     BY_ANONYMOUS,
     BY_MESSAGE,
     BY_PROFILE,
-    BY_WORKSPACE,
     MERGES,
     PROFILES,
     REJECTIONS,
@@ -24,7 +24,6 @@ from streams.rules.outcomes import (
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 from topology.stages import (
     ANONYMOUS_IDS,
-    ATTRIBUTE_TYPES,
     IDENTIFY_EVENTS,
     MESSAGE_IDS,
     PROFILE_STATE,
@@ -35,16 +34,15 @@ DAY_MS = 24 * 3600 * 1000
 _STREAM_FIELDS = {
     IDENTIFY_EVENTS: "identify_events",
     BY_MESSAGE: "events_by_message",
-    BY_WORKSPACE: "custom_values_by_workspace",
     BY_ANONYMOUS: "events_by_anonymous",
     BY_PROFILE: "events_by_profile",
     PROFILES: "profiles",
     MERGES: "profile_merges",
     REJECTIONS: "rejections",
+    ATTRIBUTE_FIRSTS: "attribute_firsts",
 }
 _CHANGELOG_FIELDS = {
     MESSAGE_IDS.name: "message_ids_changelog",
-    ATTRIBUTE_TYPES.name: "attribute_types_changelog",
     ANONYMOUS_IDS.name: "anonymous_ids_changelog",
     PROFILE_STATE.name: "profile_state_changelog",
 }
@@ -74,14 +72,13 @@ class TopicSpec:
 class Topology:
     identify_events: TopicSpec
     events_by_message: TopicSpec
-    custom_values_by_workspace: TopicSpec
     events_by_anonymous: TopicSpec
     events_by_profile: TopicSpec
     profiles: TopicSpec
     profile_merges: TopicSpec
     rejections: TopicSpec
+    attribute_firsts: TopicSpec
     message_ids_changelog: TopicSpec
-    attribute_types_changelog: TopicSpec
     anonymous_ids_changelog: TopicSpec
     profile_state_changelog: TopicSpec
 
@@ -89,14 +86,13 @@ class Topology:
         return [
             self.identify_events,
             self.events_by_message,
-            self.custom_values_by_workspace,
             self.events_by_anonymous,
             self.events_by_profile,
             self.profiles,
             self.profile_merges,
             self.rejections,
+            self.attribute_firsts,
             self.message_ids_changelog,
-            self.attribute_types_changelog,
             self.anonymous_ids_changelog,
             self.profile_state_changelog,
         ]
@@ -113,7 +109,6 @@ class Topology:
         """Repartition topics: a worker has caught up when these and the input are consumed."""
         return [
             self.events_by_message,
-            self.custom_values_by_workspace,
             self.events_by_anonymous,
             self.events_by_profile,
         ]
@@ -156,7 +151,6 @@ def declare(
     input (``input_topic``) into topics of its own."""
     return Topology(
         message_ids_changelog=_changelog(app_id, MESSAGE_IDS.name, partitions),
-        attribute_types_changelog=_changelog(app_id, ATTRIBUTE_TYPES.name, partitions),
         anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_IDS.name, partitions),
         profile_state_changelog=_changelog(app_id, PROFILE_STATE.name, partitions),
         identify_events=TopicSpec(
@@ -175,13 +169,6 @@ def declare(
             key="workspaceId and messageId (UTF-8, separated by \\x1f)",
             value="the first stage's decisions for one message",
             doc="Repartition topic: every message, keyed by its id, to drop retried duplicates.",
-        ),
-        custom_values_by_workspace=_repartition(
-            f"{prefix}custom-values-by-workspace",
-            partitions,
-            key="workspaceId (UTF-8)",
-            value="an event's custom values and where they go next",
-            doc="Repartition topic: custom values wait here for their workspace's type registry.",
         ),
         events_by_anonymous=_repartition(
             f"{prefix}identify-events-by-anonymous",
@@ -223,5 +210,14 @@ def declare(
             schema=REJECTION,
             config={"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)},
             doc="Every refusal, whole or partial, with the reason and the source coordinates.",
+        ),
+        attribute_firsts=TopicSpec(
+            name=f"{prefix}attribute-firsts",
+            partitions=partitions,
+            key="workspaceId, attribute, kind and routing partition (UTF-8, separated by \\x1f)",
+            value="[event time, messageId] of the earliest value seen there (JSON, internal)",
+            schema=None,
+            config={"cleanup.policy": "compact"},
+            doc="Earliest custom values: every worker reads it all to decide attribute types.",
         ),
     )

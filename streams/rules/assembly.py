@@ -6,10 +6,12 @@ detaching the slice gives exactly the profile as if the device had never been me
 published profile is the join of all parts, so it is the same whatever order parts arrived in.
 
 Commands (from the routing and linking stages), keyed by profile id:
-  event  - an event addressed to this profile itself (its user, or its profile id)
-  member - an event of a device this profile currently owns
-  attach - a device joins this profile, with its whole slice so far
-  detach - a device leaves this profile
+  event   - an event addressed to this profile itself (its user, or its profile id)
+  member  - an event of a device this profile currently owns
+  attach  - a device joins this profile, with its whole slice so far
+  detach  - a device leaves this profile
+  recheck - nothing for the profile: earliest custom values a routing partition found (or none),
+            for the runtime to take and render again what they change (``rerender``)
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from __future__ import annotations
 from typing import Any
 
 from streams.rules import deduplication, profile
+from streams.rules.attribute_types import AttributeTypes, Mark, newly_hidden, refusals
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased
-from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit, Position
+from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit, Position, Source
 
 Assembled = dict[str, Any]  # {"own": ProfileState | None, "members": {device key: ProfileState}}
 
@@ -27,6 +30,7 @@ def on_command(
     assembled: Assembled | None,
     profile_id: str,
     command: dict[str, Any],
+    types: AttributeTypes,
     now: int,
     at: Position | None = None,
 ) -> tuple[Assembled | None, list[Emit]]:
@@ -34,7 +38,8 @@ def on_command(
 
     ``at`` is the command's position in this stage's input partition, which is read in order:
     a command at or before the last position applied is a redelivery (after a crash) whose event
-    is already folded in; everything else it implies is sent again.
+    is already folded in; everything else it implies is sent again. ``types`` decides which
+    custom values the profile shows.
     """
     own = assembled["own"] if assembled else None
     members: dict[str, profile.ProfileState] = dict(assembled["members"]) if assembled else {}
@@ -65,13 +70,15 @@ def on_command(
                 subject = "anonymousId" if op == "member" else _addressed_by(event)
                 emits.append(refused_as_erased(event, subject, command["source"], now))
         elif redelivered:
-            pass  # already folded in; the profile is published again below
+            emits += refusals(event, types, Source.from_json(command["source"]), now)
         elif op == "event":
             own = profile.fold(own, event, profile_id)
             messages = deduplication.remember(messages, event.timestamp, event.message_id)
+            emits += refusals(event, types, Source.from_json(command["source"]), now)
         else:
             member = command["member"]
             members[member] = profile.fold(members.get(member), event, member)
+            emits += refusals(event, types, Source.from_json(command["source"]), now)
     elif op == "attach":
         member, claim = command["member"], command.get("claim")
         if erased is not None and claim is not None and claim <= erased:
@@ -99,8 +106,32 @@ def on_command(
         # longer exists. The tombstone goes out even if the record was already gone: this may be
         # a redelivery whose first tombstone was lost with a crash. An erasure is remembered.
         return (record if erased else None), [*emits, Emit(PROFILES, profile_id, None)]
-    rendered = profile.render(combine(own, members, profile_id))
+    combined = combine(own, members, profile_id)
+    rendered = profile.render(combined, types.shown(combined["workspaceId"]))
     return record, [*emits, Emit(PROFILES, profile_id, rendered)]
+
+
+def rerender(
+    assembled: Assembled,
+    profile_id: str,
+    changed: dict[str, dict[str, Mark]],
+    types: AttributeTypes,
+    now: int,
+) -> list[Emit]:
+    """The profile again, and refusals of the values it stops showing, if it holds a custom
+    attribute whose decision changed (``changed``: workspace -> name -> decision before)."""
+    if assembled.get("own") is None and not assembled.get("members"):
+        return []
+    combined = combine(assembled.get("own"), assembled.get("members", {}), profile_id)
+    workspace_id = combined["workspaceId"]
+    before = changed.get(workspace_id, {})
+    if not before.keys() & profile.held_kinds(combined).keys():
+        return []
+    source = Source("", -1, -1)  # no input message: a decision of the workspace changed
+    return [
+        *newly_hidden(combined, before, types, source, now),
+        Emit(PROFILES, profile_id, profile.render(combined, types.shown(workspace_id))),
+    ]
 
 
 def _addressed_by(event: IdentifyEvent) -> str:

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from streams.rules import deduplication, profile
+from streams.rules.attribute_types import AttributeTypes
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased, to_json
 from streams.rules.identity import IdKind, derive_profile_id
 from streams.rules.outcomes import (
@@ -64,6 +65,7 @@ def on_anonymous_event(
     record: AnonymousRecord | None,
     key: str,
     payload: dict[str, Any],
+    types: AttributeTypes,
     now: int,
     at: Position | None = None,
 ) -> tuple[AnonymousRecord, list[Emit]]:
@@ -71,6 +73,7 @@ def on_anonymous_event(
 
     ``at`` is the event's position in this stage's input partition (read in order): at or
     before the last position applied, it is a redelivery whose data is already in the slice.
+    ``types`` renders the absorbed profile of a merge record.
     """
     if "erase" in payload:  # the device's owner was erased: forget the device too
         assert record is not None, "only a profile that holds the device cascades to it"
@@ -130,7 +133,7 @@ def on_anonymous_event(
         # This very claim made the current owner: a redelivery. The table can be ahead of the
         # outputs (faust writes the changelog at once, and the outputs at commit), so send the
         # transition again; every receiver applies it idempotently.
-        emits += _transition_emits(record, key, user_profile, now)
+        emits += _transition_emits(record, key, user_profile, types, now)
     elif owner is not None and owner["userId"] == claim["userId"]:
         # The owner's latest login too: it relinks the device if an erasure forgets the first.
         latest = record.get("lastClaim") or owner
@@ -139,7 +142,9 @@ def on_anonymous_event(
             # The same user's earlier login: the link now dates from it, whatever arrived first.
             transition = {**record["transition"], "claim": claim}
             record = {**record, "owner": claim, "transition": transition}
-            emits.append(Emit(MERGES, key, _merge_record(record, key, user_profile, transition)))
+            emits.append(
+                Emit(MERGES, key, _merge_record(record, key, user_profile, transition, types))
+            )
     elif owner is None or _stamp(claim) < _stamp(owner):
         previous = _owner_profile(record, key)
         # Kept as plain JSON (it lives in the table): the merge record is rendered when sent.
@@ -157,14 +162,16 @@ def on_anonymous_event(
             "transition": transition,
             "homes": homes,
         }
-        return record, emits + _transition_emits(record, key, user_profile, now)
+        return record, emits + _transition_emits(record, key, user_profile, types, now)
     else:
         emits.append(_refusal(claim, owner, anonymous_id, event.workspace_id, now))
     emits.append(Emit(BY_PROFILE, _owner_profile(record, key), forward))
     return record, emits
 
 
-def _transition_emits(record: AnonymousRecord, key: str, user_profile: str, now: int) -> list[Emit]:
+def _transition_emits(
+    record: AnonymousRecord, key: str, user_profile: str, types: AttributeTypes, now: int
+) -> list[Emit]:
     """Move the device to its owner from every profile it was ever sent to; report the loser.
 
     Not just from the previous owner: after a crash, the outputs of several moves may have been
@@ -178,7 +185,7 @@ def _transition_emits(record: AnonymousRecord, key: str, user_profile: str, now:
     ]
     emits += [
         Emit(BY_PROFILE, user_profile, _attach(record, key)),
-        Emit(MERGES, key, _merge_record(record, key, user_profile, transition)),
+        Emit(MERGES, key, _merge_record(record, key, user_profile, transition, types)),
     ]
     displaced: Claim | None = transition["displacedClaim"]
     if displaced is not None:
@@ -243,11 +250,27 @@ def _attach(record: AnonymousRecord, key: str) -> dict[str, Any]:
 
 
 def _presence(event: IdentifyEvent) -> IdentifyEvent:
-    return replace(event, user_id=None, profile_id=None, set={}, set_once={}, unset=frozenset())
+    """What a login gives the device's own slice: the device was seen, no data (that is the
+    user's)."""
+    return replace(
+        event,
+        user_id=None,
+        profile_id=None,
+        set={},
+        set_once={},
+        unset=frozenset(),
+        increment={},
+        append={},
+        remove={},
+    )
 
 
 def _merge_record(
-    record: AnonymousRecord, key: str, into: str, transition: dict[str, Any]
+    record: AnonymousRecord,
+    key: str,
+    into: str,
+    transition: dict[str, Any],
+    types: AttributeTypes,
 ) -> dict[str, Any]:
     """The ProfileMerge record: enough for segment builders to rewrite references, and to undo."""
     claim, previous, before = transition["claim"], transition["previous"], transition["before"]
@@ -260,5 +283,9 @@ def _merge_record(
         "previousProfileId": None if previous == key else previous,
         "eventTime": claim["ts"],
         "causeMessageId": claim["messageId"],
-        "absorbed": profile.render(before) if before is not None else None,
+        "absorbed": (
+            profile.render(before, types.shown(record["workspaceId"]))
+            if before is not None
+            else None
+        ),
     }

@@ -7,7 +7,10 @@ from typing import Any
 
 # Logical output names; topology.topics maps each to a topic of the deployment.
 BY_MESSAGE = "by_message"
-BY_WORKSPACE = "by_workspace"
+ATTRIBUTE_FIRSTS = "attribute_firsts"  # earliest value per attribute and kind (attribute_types)
+# The key of a record for every partition of its stream: the runtime sends one copy to each
+# (keyed for that partition), as Kafka Streams' broadcast would.
+BROADCAST = "\x00broadcast"
 BY_ANONYMOUS = "by_anonymous"
 BY_PROFILE = "by_profile"
 PROFILES = "profiles"

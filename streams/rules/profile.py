@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -43,6 +44,9 @@ Register = list[Any]  # [event time, messageId, value or None for an unset]
 Base = list[Any]
 
 WINDOW = 64  # increments and list tombstones kept apart per attribute; older ones settle
+KIND_SEPARATOR = "\x1f"
+# A custom attribute's shown kind, by name, as the workspace's decision says (None: not shown).
+Shown = Callable[[str], str | None]
 
 OPT_IN_DEFAULTS = {
     "emailOptIn": "OPTIN",
@@ -54,11 +58,34 @@ OPT_IN_DEFAULTS = {
 }
 
 
+def kinded(key: str, kind: str) -> str:
+    """The register key of a custom attribute's values of one kind (see ``render``)."""
+    return f"{key}{KIND_SEPARATOR}{kind}"
+
+
+def _by_kind(values: dict[str, Any]) -> dict[str, Any]:
+    """Set and setOnce values under their register keys: custom ones by their kind."""
+    return {
+        kinded(key, value[0]) if key.startswith(CUSTOM_PREFIX) else key: value
+        for key, value in values.items()
+    }
+
+
+def _custom_as(ops: dict[str, Any], kind: str) -> dict[str, Any]:
+    return {kinded(key, kind): value for key, value in ops.items()}
+
+
 def from_event(event: IdentifyEvent, profile_id: str) -> ProfileState:
-    """The profile that knows only this event."""
+    """The profile that knows only this event.
+
+    Custom values are kept by kind (``custom.plan\x1fnumber``), whatever the workspace has
+    decided the attribute's type to be: the decision may change when an earlier value arrives
+    late, and the profile shows what the decision of the moment says (``render``). An unset of a
+    custom attribute is one tombstone for all its kinds.
+    """
     stamp = (event.timestamp, event.message_id)
     lww: dict[str, Register] = {key: [*stamp, None] for key in event.unset}
-    lww.update({key: [*stamp, value] for key, value in event.set.items()})
+    lww.update({key: [*stamp, value] for key, value in _by_kind(event.set).items()})
     return {
         "profileId": profile_id,
         "workspaceId": event.workspace_id,
@@ -68,12 +95,15 @@ def from_event(event: IdentifyEvent, profile_id: str) -> ProfileState:
         "updatedAt": event.timestamp,
         "lastMessageId": event.message_id,
         "lww": lww,
-        "once": {key: [*stamp, value] for key, value in event.set_once.items()},
+        "once": {key: [*stamp, value] for key, value in _by_kind(event.set_once).items()},
         # increments by messageId, so a redelivered increment counts once
-        "incr": {key: {event.message_id: [*stamp, d]} for key, d in event.increment.items()},
+        "incr": {
+            key: {event.message_id: [*stamp, d]}
+            for key, d in _custom_as(event.increment, "number").items()
+        },
         # list items: the stamp of their latest append and of their latest remove
-        "adds": _item_stamps(event.append, stamp),
-        "rems": _item_stamps(event.remove, stamp),
+        "adds": _item_stamps(_custom_as(event.append, "list"), stamp),
+        "rems": _item_stamps(_custom_as(event.remove, "list"), stamp),
     }
 
 
@@ -150,7 +180,7 @@ def _settled_floors(lww: dict[str, Register], settled: dict[str, Any]) -> dict[s
     """
     floors = dict(lww)
     for key, base in settled.get("base", {}).items():
-        floor = floors.get(key)
+        floor = _floor(lww, key)
         if floor is None or (base[2], base[3]) > (floor[0], floor[1]):
             floors[key] = [base[2], base[3], None]
     return floors
@@ -171,7 +201,7 @@ def _join_settled(
             bases[key] = [*first, *last, mine[4] + base[4], _add(mine[5], base[5])]
         else:
             bases[key] = max(mine, base, key=lambda x: (x[4], x[2:4], x[:2], str(x[5])))
-    kept = {key: base for key, base in bases.items() if _counts_after(base, lww.get(key))}
+    kept = {key: base for key, base in bases.items() if _counts_after(base, _floor(lww, key))}
     return {"base": kept} if kept else {}
 
 
@@ -197,13 +227,25 @@ def _join_nested(
     return joined
 
 
+def _floor(lww: dict[str, Register], key: str) -> Register | None:
+    """The latest set or unset that ``key``'s operations come after: a custom attribute's
+    unset (kindless) covers the registers of all its kinds."""
+    own = lww.get(key)
+    if KIND_SEPARATOR not in key:
+        return own
+    unset = lww.get(key.split(KIND_SEPARATOR, 1)[0])
+    if own is None or (unset is not None and (unset[0], unset[1]) > (own[0], own[1])):
+        return unset
+    return own
+
+
 def _prune(
     ops: dict[str, dict[str, list[Any]]], lww: dict[str, Register]
 ) -> dict[str, dict[str, list[Any]]]:
     """Drop operations older than the attribute's latest set or unset: they can never count."""
     pruned = {}
     for key, entries in ops.items():
-        floor = lww.get(key)
+        floor = _floor(lww, key)
         kept = {
             e: v for e, v in entries.items() if floor is None or (v[0], v[1]) > (floor[0], floor[1])
         }
@@ -342,7 +384,7 @@ def current_values(state: ProfileState) -> dict[str, Any]:
     bases: dict[str, Base] = state.get("base", {})
     values: dict[str, Any] = {}
     for key in lww.keys() | once.keys() | incr.keys() | bases.keys() | adds.keys() | rems.keys():
-        last, first = lww.get(key), once.get(key)
+        last, first = _floor(lww, key), once.get(key)
         value, floor = None, None  # floor: operations after this stamp apply to the value
         if last is not None:
             floor = (last[0], last[1])
@@ -401,36 +443,71 @@ def _edited_list(
     return ["list", list(items.values())]
 
 
-def render(state: ProfileState) -> dict[str, Any]:
+def held_kinds(state: ProfileState) -> dict[str, dict[str, str]]:
+    """Per custom attribute name, the kinds this profile holds a value of, each with the
+    messageId of its latest write (what a refusal of that value names)."""
+    held: dict[str, dict[str, str]] = {}
+    for key in current_values(state):
+        if key.startswith(CUSTOM_PREFIX) and KIND_SEPARATOR in key:
+            name, kind = key[len(CUSTOM_PREFIX) :].split(KIND_SEPARATOR, 1)
+            held.setdefault(name, {})[kind] = _latest_write(state, key)
+    return held
+
+
+def _latest_write(state: ProfileState, key: str) -> str:
+    """The messageId of the latest write to ``key`` (it has a value, so there is one)."""
+    stamps = [r for r in (state["lww"].get(key), state["once"].get(key)) if r is not None]
+    for name in ("incr", "adds", "rems"):
+        stamps += state.get(name, {}).get(key, {}).values()
+    if key in state.get("base", {}):
+        stamps.append(state["base"][key][2:4])
+    return max((s[0], s[1]) for s in stamps)[1]
+
+
+def custom_names(state: ProfileState) -> set[str]:
+    """Every custom attribute a state holds something of (without computing its values)."""
+    return {
+        key[len(CUSTOM_PREFIX) :].split(KIND_SEPARATOR, 1)[0]
+        for part in ("lww", "once", "incr", "base", "adds", "rems")
+        for key in state.get(part, {})
+        if key.startswith(CUSTOM_PREFIX)
+    }
+
+
+def _custom(values: dict[str, Any], shown: Shown) -> dict[str, Any]:
+    """The custom values a profile shows: each attribute's value of the kind decided for it."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key.startswith(CUSTOM_PREFIX) and KIND_SEPARATOR in key:
+            name, kind = key[len(CUSTOM_PREFIX) :].split(KIND_SEPARATOR, 1)
+            if shown(name) == kind:
+                out[name] = value
+    return dict(sorted(out.items()))
+
+
+def render(state: ProfileState, shown: Shown) -> dict[str, Any]:
     """The Profile record published on the profiles topic."""
     values = current_values(state)
     attributes: dict[str, Any] = {name: values.get(name) for name in SYSTEM_ATTRIBUTES}
     for name, default in OPT_IN_DEFAULTS.items():
         if attributes[name] is None:
             attributes[name] = default
-    attributes["custom"] = {
-        key[len(CUSTOM_PREFIX) :]: to_avro(value)
-        for key, value in sorted(values.items())
-        if key.startswith(CUSTOM_PREFIX)
-    }
+    custom = _custom(values, shown)
+    attributes["custom"] = {name: to_avro(value) for name, value in custom.items()}
     return {
         "profileId": state["profileId"],
         "workspaceId": state["workspaceId"],
         "userId": state["userId"],
         "anonymousIds": state["anonymousIds"],
         "attributes": attributes,
-        "unsegmentable": sorted(
-            key[len(CUSTOM_PREFIX) :]
-            for key, value in values.items()
-            if key.startswith(CUSTOM_PREFIX) and value[0] == "json"
-        ),
+        "unsegmentable": [name for name, value in custom.items() if value[0] == "json"],
         "createdAt": state["createdAt"],
         "updatedAt": state["updatedAt"],
         "lastMessageId": state["lastMessageId"],
     }
 
 
-def to_json_view(state: ProfileState) -> dict[str, Any]:
+def to_json_view(state: ProfileState, shown: Shown) -> dict[str, Any]:
     """The profile as plain JSON for the HTTP lookup: set attributes only, times in ISO-8601."""
     values = current_values(state)
     attributes: dict[str, Any] = {
@@ -439,15 +516,12 @@ def to_json_view(state: ProfileState) -> dict[str, Any]:
     for name, default in OPT_IN_DEFAULTS.items():
         attributes.setdefault(name, default)
     custom = {}
-    for key, value in sorted(values.items()):
-        if not key.startswith(CUSTOM_PREFIX):
-            continue
-        kind, payload = value
+    for name, (kind, payload) in _custom(values, shown).items():
         if kind == "datetime":
             payload = _iso(payload)
         elif kind == "json":
             payload = json.loads(payload)
-        custom[key[len(CUSTOM_PREFIX) :]] = payload
+        custom[name] = payload
     return {
         "profileId": state["profileId"],
         "workspaceId": state["workspaceId"],

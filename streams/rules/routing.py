@@ -8,13 +8,12 @@ profile's partition.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from streams.rules.attribute_values import epoch_millis
 from streams.rules.custom_attributes import AttributePolicy
 from streams.rules.deduplication import message_key
 from streams.rules.events import (
-    CUSTOM_PREFIX,
     AfterErasure,
     IdentifyEvent,
     parse_identify,
@@ -25,7 +24,6 @@ from streams.rules.input_formats import InputFormats, decode
 from streams.rules.outcomes import (
     BY_ANONYMOUS,
     BY_PROFILE,
-    BY_WORKSPACE,
     Emit,
     Rejection,
     Source,
@@ -42,6 +40,7 @@ class Routed:
     emits: list[Emit]
     dedupe_key: str | None = None
     timestamp: int = 0
+    event: IdentifyEvent | None = None  # what was routed, when anything was
 
 
 def route(
@@ -86,37 +85,10 @@ def _route(
         envelope_ok = message_id.strip() and workspace_id.strip()
         key = message_key(workspace_id.strip(), message_id.strip()) if envelope_ok else None
         return Routed(emits, key, epoch_millis(record["timestamp"]))
-    custom = {k for k in (*event.set, *event.set_once) if k.startswith(CUSTOM_PREFIX)}
-    if custom or event.increment or event.append or event.remove:
-        # Custom values wait for their type at the workspace's registry; the rest goes on now.
-        typed = replace(
-            event,
-            set={k: v for k, v in event.set.items() if k in custom},
-            set_once={k: v for k, v in event.set_once.items() if k in custom},
-            unset=frozenset(),
-        )
-        if typed.user_id is not None:
-            # Data of an identify call belongs to the user it names, not to the device.
-            typed = replace(typed, anonymous_id=None)
-        emits.append(
-            Emit(
-                BY_WORKSPACE,
-                event.workspace_id,
-                {"event": to_json(typed), "next": _destination(typed), "source": source.to_json()},
-            )
-        )
-        event = replace(
-            event,
-            set={k: v for k, v in event.set.items() if k not in custom},
-            set_once={k: v for k, v in event.set_once.items() if k not in custom},
-            increment={},
-            append={},
-            remove={},
-        )
     payload = {"event": to_json(event), "source": source.to_json()}
     output, key = _destination(event)
     emits.append(Emit(output, key, {"op": "event", **payload} if output == BY_PROFILE else payload))
-    return Routed(emits, message_key(event.workspace_id, event.message_id), event.timestamp)
+    return Routed(emits, message_key(event.workspace_id, event.message_id), event.timestamp, event)
 
 
 def _destination(event: IdentifyEvent) -> list[str]:

@@ -14,15 +14,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.rules.assembly import on_command
-from streams.rules.attribute_types import Catalog, on_custom_values
+from streams.rules import profile
+from streams.rules.assembly import on_command, rerender
+from streams.rules.attribute_types import AttributeTypes, Mark, firsts_of
 from streams.rules.custom_attributes import AttributePolicy
 from streams.rules.deduplication import DEFAULT_WINDOW_MS, is_forget, on_message, pack
 from streams.rules.events import AfterErasure
 from streams.rules.identity import Blocklists
 from streams.rules.input_formats import InputFormats
 from streams.rules.linking import on_anonymous_event
-from streams.rules.outcomes import BY_MESSAGE, Emit, Position, Source
+from streams.rules.outcomes import (
+    ATTRIBUTE_FIRSTS,
+    BROADCAST,
+    BY_MESSAGE,
+    BY_PROFILE,
+    Emit,
+    Position,
+    Source,
+)
 from streams.rules.routing import route
 
 
@@ -32,7 +41,9 @@ class Policies:
 
     attributes: AttributePolicy = field(default_factory=AttributePolicy)
     blocklists: Blocklists = field(default_factory=Blocklists)
-    catalog: Catalog = field(default_factory=Catalog)
+    # the workspaces' custom attribute types, as far as the records read so far decide them;
+    # the runtime keeps it up to date (streams.runtime.attribute_firsts)
+    types: AttributeTypes = field(default_factory=AttributeTypes)
     after_erasure: AfterErasure = "recreate"
     dedupe_window_ms: int = DEFAULT_WINDOW_MS
     inputs: InputFormats = field(default_factory=InputFormats)
@@ -50,14 +61,26 @@ class Stepped:
     state: Any
     emits: list[Emit]
     decides_outcome: bool = False
+    # (workspace, custom attribute) pairs whose type decisions the emitted records reflect: the
+    # runtime renders them again when a decision changes (attribute_types.Rendered)
+    renders: tuple[tuple[str, str], ...] = ()
+    # attribute-firsts records this worker's AttributeTypes must take at once (before the
+    # decisions are used again), whatever the reader of that topic has seen yet
+    firsts: tuple[tuple[str, list[Any]], ...] = ()
 
 
 RoutingStep = Callable[[bytes | None, Source, Policies, int], Stepped]
 KeyedStep = Callable[[Any, str, Any, Position, Policies, int], Stepped]
+# state, key, {workspace: {attribute: decision before}} of the changed decisions, policies, now
+Rerender = Callable[[Any, str, dict[str, dict[str, Mark]], Policies, int], list[Emit]]
 
 
 def route_message(raw: bytes | None, source: Source, policies: Policies, now: int) -> Stepped:
-    """Decode, check and re-key; a message with a messageId waits for deduplication first."""
+    """Decode, check and re-key; a message with a messageId waits for deduplication first.
+
+    The earliest values of custom attributes that this message brings to light go straight to
+    the attribute-firsts topic: a duplicate carries the same values, so nothing waits for it.
+    """
     routed = route(
         raw,
         source,
@@ -67,10 +90,19 @@ def route_message(raw: bytes | None, source: Source, policies: Policies, now: in
         policies.after_erasure,
         policies.inputs,
     )
+    firsts = (
+        [] if routed.event is None else firsts_of(routed.event, source.partition, policies.types)
+    )
+    if firsts:
+        # Every profile partition hears of them in the stream itself, so that it renders again
+        # what they change before its input is committed (attribute_types.Rendered).
+        learned = [[e.key, e.value] for e in firsts]
+        firsts.append(Emit(BY_PROFILE, BROADCAST, {"op": "recheck", "firsts": learned}))
+    learn = tuple((e.key, e.value) for e in firsts if e.output == ATTRIBUTE_FIRSTS)
     if routed.dedupe_key is None:
-        return Stepped(None, routed.emits, decides_outcome=True)
+        return Stepped(None, routed.emits + firsts, decides_outcome=True, firsts=learn)
     decisions = pack(routed.emits, routed.timestamp, source)
-    return Stepped(None, [Emit(BY_MESSAGE, routed.dedupe_key, decisions)])
+    return Stepped(None, [Emit(BY_MESSAGE, routed.dedupe_key, decisions), *firsts], firsts=learn)
 
 
 def drop_duplicates(
@@ -84,26 +116,37 @@ def drop_duplicates(
     return Stepped(record, emits, decides_outcome=not is_forget(payload))
 
 
-def type_custom_values(
-    registry: Any, workspace_id: str, payload: Any, at: Position, policies: Policies, now: int
-) -> Stepped:
-    """First type wins per workspace; values of another type are refused."""
-    return Stepped(
-        *on_custom_values(
-            registry, workspace_id, payload, policies.attributes, policies.catalog, now
-        )
-    )
-
-
 def link_device(
     record: Any, key: str, payload: Any, at: Position, policies: Policies, now: int
 ) -> Stepped:
     """Which user owns this device; forward the device's events to the profile holding it."""
-    return Stepped(*on_anonymous_event(record, key, payload, now, at))
+    return Stepped(*on_anonymous_event(record, key, payload, policies.types, now, at))
 
 
 def assemble_profile(
     assembled: Any, profile_id: str, command: Any, at: Position, policies: Policies, now: int
 ) -> Stepped:
     """Fold a command into the profile and publish the whole profile."""
-    return Stepped(*on_command(assembled, profile_id, command, now, at))
+    if command["op"] == "recheck":
+        firsts = tuple((key, stamp) for key, stamp in command["firsts"])
+        return Stepped(assembled, [], firsts=firsts)
+    record, emits = on_command(assembled, profile_id, command, policies.types, now, at)
+    parts = [] if record is None else [record["own"], *record["members"].values()]
+    renders = {
+        (part["workspaceId"], name)
+        for part in parts
+        if part is not None
+        for name in profile.custom_names(part)
+    }
+    return Stepped(record, emits, renders=tuple(sorted(renders)))
+
+
+def rerender_profile(
+    assembled: Any,
+    profile_id: str,
+    changed: dict[str, dict[str, Mark]],
+    policies: Policies,
+    now: int,
+) -> list[Emit]:
+    """The profile again if a custom attribute it holds changed type or admission."""
+    return rerender(assembled, profile_id, changed, policies.types, now)

@@ -14,15 +14,17 @@ changes nothing and its outputs are simply sent again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
+import orjson
 from faust.types import EventT
 
-from streams.rules.outcomes import Emit, Source, coalesce
+from streams.rules.outcomes import BROADCAST, Emit, Source, coalesce
 from streams.rules.steps import Policies, Stepped
 from streams.runtime import envelopes
 from streams.runtime.accounting import Counters
@@ -30,12 +32,14 @@ from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
 from streams.runtime.faust_internals import current_event
 from streams.runtime.output_encoding import Encode
+from streams.runtime.rerendering import Rerendering
 from streams.runtime.writer_schemas import WriterSchemas
 from topology.stages import StageSpec
 from topology.topics import Topology, partition_for
 
 Handle = Callable[[EventT], list[Emit]]
 Prepare = Callable[[list[EventT]], Awaitable[None]]
+ApplyFirsts = Callable[[list[tuple[str, Any]]], None]
 
 
 def _now() -> int:
@@ -55,7 +59,12 @@ class Pipeline:
     batch_size: int
     batch_wait_s: float
     encode: Encode  # frames the Avro outputs (streams.runtime.output_encoding)
+    # the attribute-firsts topic read to its end at start-up (streams.runtime.attribute_firsts)
+    types_ready: asyncio.Event
+    # attribute-firsts records a routing step just produced, for this worker's types at once
+    apply_firsts: ApplyFirsts
     writer_schemas: WriterSchemas | None = None  # Confluent-framed input (None: no registry)
+    rerenderings: list[Rerendering] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
@@ -71,9 +80,17 @@ class Pipeline:
                 value_serializer="raw",
                 internal=False,  # created up front by topology.admin, never by faust
             )
-            handle = self._routing(stage) if stage.table is None else self._keyed(stage, tables)
-            prepare = self._resolve_writer_schemas if stage.table is None else None
-            app.agent(topic, name=stage.name, concurrency=1)(self._batches(handle, prepare))
+            rerendering = None
+            if stage.rerender is not None:
+                assert stage.table is not None
+                rerendering = Rerendering(stage, tables[stage.table.name], self.policies)
+                self.rerenderings.append(rerendering)
+            if stage.table is None:
+                handle, prepare = self._routing(stage), self._resolve_writer_schemas
+            else:
+                handle, prepare = self._keyed(stage, tables, rerendering), None
+            agent = self._batches(handle, prepare, rerendering)
+            app.agent(topic, name=stage.name, concurrency=1)(agent)
 
     def _account(self, stepped: Stepped) -> None:
         if stepped.decides_outcome:
@@ -101,6 +118,8 @@ class Pipeline:
             source = Source(message.topic, message.partition, message.offset, arrival)
             stepped = stage.step(message.value, source, policies, _now())
             self._account(stepped)
+            if stepped.firsts:
+                self.apply_firsts(list(stepped.firsts))
             return stepped.emits
 
         return handle
@@ -111,7 +130,12 @@ class Pipeline:
         if self.writer_schemas is not None:
             await self.writer_schemas.resolve(event.message.value for event in batch)
 
-    def _keyed(self, stage: StageSpec, tables: dict[str, faust.Table]) -> Handle:
+    def _keyed(
+        self,
+        stage: StageSpec,
+        tables: dict[str, faust.Table],
+        rerendering: Rerendering | None,
+    ) -> Handle:
         """A keyed stage: its records' table partition is the one of the envelope's message."""
         assert stage.table is not None
         table = tables[stage.table.name]
@@ -128,6 +152,10 @@ class Pipeline:
                 if stepped.state != before:
                     changed[key] = stepped.state
                 self._account(stepped)
+                if stepped.firsts:
+                    self.apply_firsts(list(stepped.firsts))
+                if rerendering is not None:
+                    rerendering.note(event.message.partition, stepped.renders)
                 emits += stepped.emits
             for key, state in changed.items():
                 if state is None:
@@ -139,21 +167,30 @@ class Pipeline:
         return handle
 
     def _batches(
-        self, handle: Handle, prepare: Prepare | None = None
+        self, handle: Handle, prepare: Prepare | None, rerendering: Rerendering | None
     ) -> Callable[..., AsyncIterator[None]]:
         """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``,
-        each first given to ``prepare`` (it may wait: nothing of the batch is handled before)."""
+        each first given to ``prepare`` (it may wait: nothing of the batch is handled before).
+        Nothing is handled before the worker knows the custom attribute types decided so far."""
 
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             batch: list[EventT]
             async for batch in stream.take_events(self.batch_size, self.batch_wait_s):
+                if not self.types_ready.is_set():
+                    await self.types_ready.wait()
                 if prepare is not None:
                     await prepare(batch)
                 emits: list[Emit] = []
                 for event in batch:
                     with current_event(event):
                         emits += handle(event)
+                if rerendering is not None:
+                    again = rerendering.catch_up(batch)
+                    self.counters.count_refusals(again)
+                    emits += again
                 await self._send(emits)
+                if rerendering is not None:
+                    rerendering.store(batch)
                 for event in batch:
                     self.handled.mark(event.message)
                 yield None
@@ -167,9 +204,15 @@ class Pipeline:
         by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
         for emit in coalesce(emits):
             spec = self.topology.stream(emit.output)
-            if emit.output in self._stage_inputs:
+            if emit.key == BROADCAST:
+                for partition in range(spec.partitions):
+                    key = envelopes.broadcast_key(partition, spec.partitions)
+                    by_partition.setdefault((spec.name, partition), []).append((key, emit.value))
+            elif emit.output in self._stage_inputs:
                 where = (spec.name, partition_for(emit.key, spec.partitions))
                 by_partition.setdefault(where, []).append((emit.key, emit.value))
+            elif spec.schema is None:  # internal, JSON (the attribute-firsts)
+                records.append(Record(spec.name, emit.key.encode(), orjson.dumps(emit.value)))
             else:
                 self.counters.count_published(emit)
                 key = None if emit.key is None else emit.key.encode()

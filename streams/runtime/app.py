@@ -7,6 +7,7 @@ a redelivered message changes nothing and its outputs are simply sent again.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from typing import Any
 
@@ -23,7 +24,9 @@ from streams.runtime import (
 )
 from streams.runtime.accounting import Counters
 from streams.runtime.agents import Pipeline
+from streams.runtime.attribute_firsts import AttributeFirsts
 from streams.runtime.delivery import Outbox
+from streams.runtime.rerendering import Rechecks
 from streams.runtime.settings import Security, Settings
 from topology.stages import ANONYMOUS_IDS, PROFILE_STATE, STAGES, TABLES
 
@@ -112,19 +115,51 @@ def build_app(settings: Settings) -> faust.App:
         for spec in TABLES
     }
     handled = commit_guard.guard(app)
-    Pipeline(
+    policies = settings.policies()
+    rendering = next(stage for stage in STAGES if stage.rerender is not None)
+    rechecks = Rechecks(app, topology.stream(rendering.input).name, settings.partitions, outbox)
+    firsts = AttributeFirsts(
+        settings.kafka_config(), topology.attribute_firsts.name, policies.types, rechecks.want
+    )
+    pipeline = Pipeline(
         topology=topology,
         stages=STAGES,
-        policies=settings.policies(),
+        policies=policies,
         counters=counters,
         handled=handled,
         outbox=outbox,
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
         encode=encode,
+        types_ready=firsts.ready,
+        apply_firsts=firsts.apply,
         writer_schemas=writer_schemas.for_settings(settings.schema_registry, counters.registry),
-    ).install(app, tables)
-    lookup.serve(app, settings, tables[PROFILE_STATE.name], tables[ANONYMOUS_IDS.name])
+    )
+    pipeline.install(app, tables)
+
+    @app.task
+    async def read_attribute_firsts() -> None:
+        """Every worker reads them all (see streams.runtime.attribute_firsts)."""
+        firsts.start(asyncio.get_running_loop())
+        await rechecks.run(firsts.ready)
+
+    @app.on_before_shutdown.connect
+    def stop_attribute_firsts(sender: faust.App, **kwargs: Any) -> None:
+        firsts.stop()
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: faust.App, *args: Any, **kwargs: Any) -> None:
+        for rerendering in pipeline.rerenderings:
+            rerendering.forget_partitions()
+
+    @app.on_partitions_assigned.connect
+    async def on_assigned(sender: faust.App, *args: Any, **kwargs: Any) -> None:
+        firsts.catch_up()  # what moved here was rendered with what its last worker had read
+        rechecks.want()  # and catches up even without input
+
+    lookup.serve(
+        app, settings, tables[PROFILE_STATE.name], tables[ANONYMOUS_IDS.name], policies.types
+    )
     if settings.stall_timeout_s > 0:
         inputs = {topology.stream(stage.input).name for stage in STAGES}
         watchdog.install(app, inputs, handled, settings.stall_timeout_s)

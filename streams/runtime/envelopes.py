@@ -13,9 +13,13 @@ by one, and at-least-once redelivers whole envelopes, which the idempotent stage
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import orjson
+
+from streams.rules.outcomes import BROADCAST
+from topology.topics import partition_for
 
 # Well under Kafka's default 1 MiB message limit (broker and producer), whatever the records.
 MAX_ENVELOPE_BYTES = 512 * 1024
@@ -44,3 +48,13 @@ def seal(records: list[tuple[str, Any]], limit: int = MAX_ENVELOPE_BYTES) -> lis
 def unseal(envelope: bytes) -> list[tuple[str, Any]]:
     """The records of an envelope, in the order they were sealed."""
     return [(key, value) for key, value in orjson.loads(envelope)]
+
+
+@functools.cache
+def broadcast_key(partition: int, partitions: int) -> str:
+    """The key of a broadcast record's copy for ``partition``: one a keyed send would place
+    there (an envelope holds only records keyed for its partition)."""
+    n = 0
+    while partition_for(f"{BROADCAST}-{n}", partitions) != partition:
+        n += 1
+    return f"{BROADCAST}-{n}"

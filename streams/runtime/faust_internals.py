@@ -75,6 +75,17 @@ def active_stores(table: faust.Table) -> list[Any]:
     return list(table.data._dbs_for_actives())
 
 
+def partition_items(table: faust.Table, partition: int) -> Iterator[tuple[str, Any]]:
+    """Every (key, value) of one partition of a RocksDB table this worker serves, decoded.
+
+    faust iterates a table over all active partitions only; a stage that must render again
+    what a partition holds reads that partition's database.
+    """
+    store = table.data
+    for key, value in store._visible_items(store._db_for_partition(partition)):
+        yield key.decode(), store._decode_value(value)
+
+
 def install_commit_point(commit_point: NewOffset) -> None:
     """Make ``commit_point`` decide how far each partition is committed, for every consumer.
 
@@ -204,6 +215,10 @@ def _missing_internals() -> list[str]:
         is getattr(Consumer, "_new_offset", None),
         "app.router.table_metadata": hasattr(app.router, "table_metadata"),
         "faust.stores.rocksdb.Store._dbs_for_actives": hasattr(RocksDBStore, "_dbs_for_actives"),
+        "faust.stores.rocksdb.Store._db_for_partition, _visible_items, _decode_value": all(
+            hasattr(RocksDBStore, name)
+            for name in ("_db_for_partition", "_visible_items", "_decode_value")
+        ),
         "app.tables.recovery.completed": hasattr(getattr(tables, "recovery", None), "completed"),
     }
     for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):

@@ -21,18 +21,21 @@ from typing import Any
 import faust
 
 from streams.rules import assembly, profile
+from streams.rules.attribute_types import AttributeTypes
 from streams.rules.identity import IdKind, derive_profile_id
 from streams.runtime.faust_internals import table_owners
 from streams.runtime.settings import Settings
 from topology.topics import partition_for
 
 
-def profile_view(assembled: dict[str, Any] | None, profile_id: str) -> dict[str, Any] | None:
+def profile_view(
+    assembled: dict[str, Any] | None, profile_id: str, types: AttributeTypes
+) -> dict[str, Any] | None:
     """The JSON profile for a profile-state record, None when there is no such profile."""
     if assembled is None or (assembled.get("own") is None and not assembled.get("members")):
         return None
     state = assembly.combine(assembled.get("own"), assembled.get("members", {}), profile_id)
-    return profile.to_json_view(state)
+    return profile.to_json_view(state, types.shown(state["workspaceId"]))
 
 
 def user_profile_id(workspace_id: str, user_id: str) -> str:
@@ -54,7 +57,11 @@ def device_profile_id(record: dict[str, Any] | None, key: str) -> str | None:
 
 
 def serve(
-    app: faust.App, settings: Settings, profile_states: faust.Table, anonymous_ids: faust.Table
+    app: faust.App,
+    settings: Settings,
+    profile_states: faust.Table,
+    anonymous_ids: faust.Table,
+    types: AttributeTypes,
 ) -> None:
     """The profile lookup pages (see streams.runtime.lookup), each answered by the owning worker."""
     topology = settings.topology()
@@ -94,7 +101,7 @@ def serve(
             return view.json({"error": "rebalancing"}, status=503, headers={"Retry-After": "2"})
         if url is not None:
             return await ask(view, request, url, f"/profiles/{profile_id}")
-        found = profile_view(profile_states.get(profile_id), profile_id)
+        found = profile_view(profile_states.get(profile_id), profile_id, types)
         if found is None:
             return view.json({"error": f"no profile {profile_id}"}, status=404)
         return view.json(found)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from streams.rules.attribute_types import Catalog
+from streams.rules.attribute_types import AttributeTypes, Catalog
 from streams.rules.custom_attributes import AttributePolicy, LongStrings
 from streams.rules.events import AFTER_ERASURE, AfterErasure
 from streams.rules.identity import Blocklists
@@ -252,7 +252,10 @@ class Settings:
         return Policies(
             attributes=self.attributes,
             blocklists=Blocklists.from_config(_json_file(self.blocklist_file)),
-            catalog=Catalog.from_config(_json_file(self.attribute_catalog)),
+            types=AttributeTypes(
+                Catalog.from_config(_json_file(self.attribute_catalog)),
+                self.attributes.max_per_type,
+            ),
             after_erasure=self.after_erasure,
             dedupe_window_ms=int(self.dedupe_window_s * 1000),
             inputs=InputFormats(default_workspace=self.default_workspace),

@@ -166,7 +166,9 @@ def _compare(args: argparse.Namespace) -> None:
         f"{len(diff.only_in_a)} only in {args.prefix_a or '(no prefix)'}, "
         f"{len(diff.only_in_b)} only in {args.prefix_b or '(no prefix)'}; "
         f"merges {'equal' if diff.merges_equal else 'differ'}, "
-        f"rejections {'equal' if diff.rejections_equal else 'differ'}"
+        f"attribute types {'equal' if diff.types_equal else 'differ'}, "
+        f"rejections {'equal' if diff.rejections_equal else 'differ'} "
+        f"(decision log: {diff.decision_log[0]} and {diff.decision_log[1]} refusals)"
     )
     for label, keys in (
         ("differs", diff.changed),

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, TopicPartition
 from tqdm import tqdm
 
@@ -82,11 +82,14 @@ class Difference:
     same: int
     merges_equal: bool
     rejections_equal: bool
+    types_equal: bool
+    # refusals that log a decision of the moment (see DECISION_LOG): told, never a difference
+    decision_log: tuple[int, int]
 
     @property
     def equal(self) -> bool:
         profiles_equal = not (self.only_in_a or self.only_in_b or self.changed)
-        return profiles_equal and self.merges_equal and self.rejections_equal
+        return profiles_equal and self.merges_equal and self.rejections_equal and self.types_equal
 
 
 def _links(merges: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
@@ -96,13 +99,35 @@ def _links(merges: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
     return {key: tuple(m[f] for f in fields) for key, m in merges.items()}
 
 
-def _refusals(records: list[tuple[str | None, Any, int]]) -> Counter[tuple[Any, ...]]:
+# Refusals that record a decision as it stood when they were made: a late, earlier value may
+# overturn a type decision, a late, earlier login a device's owner. The profiles and links are
+# exact; these logs may differ between two runs of the same input.
+DECISION_LOG = frozenset({"type_mismatch", "attribute_limit_reached", "merge_refused"})
+
+
+def _refusals(records: list[tuple[str | None, Any, int]]) -> tuple[set[tuple[Any, ...]], int]:
+    """Refusals that follow from their message alone (a set: at-least-once may repeat one), and
+    how many decision-log refusals there were."""
     fields = ("reason", "messageId", "subject", "sourcePartition", "sourceOffset")
-    return Counter(tuple(value[f] for f in fields) for _, value, _ in records)
+    own = {tuple(v[f] for f in fields) for _, v, _ in records if v["reason"] not in DECISION_LOG}
+    return own, sum(1 for _, v, _ in records if v["reason"] in DECISION_LOG)
+
+
+def _types(settings: Settings, topic: str) -> dict[tuple[str, str], Any]:
+    """The custom attribute type decisions a version's attribute-firsts records make."""
+    types = settings.policies().types
+    for key, value, _ in read_all(settings.kafka_config(), topic, orjson.loads):
+        if value is not None and key is not None:
+            types.add(key, value)
+    return {
+        (workspace, name): types.decision(workspace, name)
+        for workspace, name, _, _ in (key.split("\x1f") for key in types.firsts)
+    }
 
 
 def compare(settings: Settings, prefix_a: str, prefix_b: str) -> Difference:
-    """Compare two versions: latest profiles, device links, and rejections."""
+    """Compare two versions: latest profiles, device links, custom attribute types, and the
+    rejections that follow from their message alone."""
     config = settings.kafka_config()
     topics = [declare(settings.app_id, p, settings.partitions) for p in (prefix_a, prefix_b)]
     profile, merge, rejection = (
@@ -112,9 +137,10 @@ def compare(settings: Settings, prefix_a: str, prefix_b: str) -> Difference:
     merges_a, merges_b = (
         _links(latest_by_key(config, t.profile_merges.name, merge)) for t in topics
     )
-    refusals_a, refusals_b = (
+    (refusals_a, log_a), (refusals_b, log_b) = (
         _refusals(read_all(config, t.rejections.name, rejection)) for t in topics
     )
+    types_a, types_b = (_types(settings, t.attribute_firsts.name) for t in topics)
     changed = sorted(key for key in a.keys() & b.keys() if a[key] != b[key])
     return Difference(
         only_in_a=sorted(a.keys() - b.keys()),
@@ -123,4 +149,6 @@ def compare(settings: Settings, prefix_a: str, prefix_b: str) -> Difference:
         same=len(a.keys() & b.keys()) - len(changed),
         merges_equal=merges_a == merges_b,
         rejections_equal=refusals_a == refusals_b,
+        types_equal=types_a == types_b,
+        decision_log=(log_a, log_b),
     )

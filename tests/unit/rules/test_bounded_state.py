@@ -34,6 +34,10 @@ def fold_all(events, state=None):
     return state
 
 
+N = profile.kinded("custom.n", "number")
+CART = profile.kinded("custom.cart", "list")
+
+
 def size(state) -> int:
     return len(json.dumps(state))
 
@@ -55,8 +59,8 @@ def test_settled_increments_sum_exactly_in_any_order_and_split(values, rnd, part
     shuffled = list(events)
     rnd.shuffle(shuffled)
     whole = fold_all(shuffled)
-    assert len(whole["incr"]["custom.n"]) <= W
-    assert profile.current_values(whole)["custom.n"] == expected
+    assert len(whole["incr"][N]) <= W
+    assert profile.current_values(whole)[N] == expected
     # the same events split over disjoint parts (own events, device slices), joined to render
     buckets = [[] for _ in range(parts)]
     for e in shuffled:
@@ -65,7 +69,7 @@ def test_settled_increments_sum_exactly_in_any_order_and_split(values, rnd, part
     joined = partials[0]
     for p in partials[1:]:
         joined = profile.join(joined, p, disjoint=True)
-    assert profile.current_values(joined)["custom.n"] == expected
+    assert profile.current_values(joined)[N] == expected
 
 
 def nearly_sorted(events, rnd, span=W // 2):
@@ -80,7 +84,7 @@ def test_a_set_within_the_window_still_decides_which_increments_count():
     events = [event(ts, increment={"n": 1}) for ts in range(1, 3 * W)]
     setter = event(3 * W - W // 2, set={"custom": {"n": 100}})  # behind fewer than W increments
     for order in ([*events, setter], [setter, *events]):
-        got = profile.current_values(fold_all(order))["custom.n"]
+        got = profile.current_values(fold_all(order))[N]
         after = sum(1 for e in events if e.timestamp > setter.timestamp)
         assert got == ["number", 100 + after]
 
@@ -88,7 +92,7 @@ def test_a_set_within_the_window_still_decides_which_increments_count():
 def test_a_set_after_everything_drops_the_settled_sum():
     events = [event(ts, increment={"n": 1}) for ts in range(1, 3 * W)]
     state = fold_all([*events, event(10 * W, set={"custom": {"n": 7}})])
-    assert profile.current_values(state)["custom.n"] == ["number", 7]
+    assert profile.current_values(state)[N] == ["number", 7]
     assert "base" not in state
 
 
@@ -100,7 +104,10 @@ def test_state_does_not_grow_with_the_events_a_profile_has_seen():
 
     small, large = hot(2 * W), hot(20 * W)
     assert size(large) <= 1.1 * size(small)  # only the digits of the sum and the stamps grow
-    assert profile.current_values(large)["custom.visits"] == ["number", 20 * W]
+    assert profile.current_values(large)[profile.kinded("custom.visits", "number")] == [
+        "number",
+        20 * W,
+    ]
 
 
 def test_removed_list_items_are_forgotten_beyond_the_window():
@@ -110,9 +117,9 @@ def test_removed_list_items_are_forgotten_beyond_the_window():
         events.append(event(2 * i + 2, remove={"cart": [f"sku-{i}"]}))
     events.append(event(10 * W, append={"cart": ["kept"]}))
     state = fold_all(nearly_sorted(events, random.Random(3)))
-    assert profile.current_values(state)["custom.cart"] == ["list", ["kept"]]
-    assert len(state["rems"]["custom.cart"]) <= 2 * W
-    assert len(state["adds"]["custom.cart"]) <= 2 * W + 1
+    assert profile.current_values(state)[CART] == ["list", ["kept"]]
+    assert len(state["rems"][CART]) <= 2 * W
+    assert len(state["adds"][CART]) <= 2 * W + 1
 
 
 @settings(max_examples=15, deadline=None)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.rules import profile
+from streams.rules.attribute_types import AttributeTypes, firsts_of
 from streams.rules.events import parse_identify
 from streams.rules.identity import IdKind, derive_profile_id
 from tests.factories import identify
@@ -152,15 +153,31 @@ def oracle(records):
             part = (
                 e
                 if not e.user_id
-                else replace(e, user_id=None, set={}, set_once={}, unset=frozenset())
+                else replace(
+                    e,
+                    user_id=None,
+                    set={},
+                    set_once={},
+                    unset=frozenset(),
+                    increment={},
+                    append={},
+                    remove={},
+                )
             )
             pid = (
                 pid_user(user, e.workspace_id) if user else pid_anon(e.anonymous_id, e.workspace_id)
             )
             add(pid, part)
+    types = AttributeTypes()  # the earliest value of each attribute decides its type
+    for e in events:
+        for first in firsts_of(e, 0, types):
+            types.add(first.key, first.value)
     rendered = {}
     for pid, state in states.items():
-        rendered[pid] = PROFILE.decode(PROFILE.encode(profile.render({**state, "profileId": pid})))
+        shown = types.shown(state["workspaceId"])
+        rendered[pid] = PROFILE.decode(
+            PROFILE.encode(profile.render({**state, "profileId": pid}, shown))
+        )
     return rendered, owner, cause
 
 

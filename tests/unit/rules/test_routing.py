@@ -3,7 +3,7 @@ from hypothesis import strategies as st
 
 from streams.rules.events import from_json
 from streams.rules.identity import IdKind, derive_profile_id
-from streams.rules.outcomes import BY_ANONYMOUS, BY_PROFILE, BY_WORKSPACE, REJECTIONS, Source
+from streams.rules.outcomes import BY_ANONYMOUS, BY_PROFILE, REJECTIONS, Source
 from streams.rules.routing import route
 from tests.factories import identify
 from topology.avro import IDENTIFY_EVENT
@@ -13,17 +13,10 @@ SOURCE = Source("in", 0, 42)
 
 def routed(**kwargs):
     emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
-    forwards = [e for e in emits if e.output not in (REJECTIONS, BY_WORKSPACE)]
+    forwards = [e for e in emits if e.output != REJECTIONS]
     refusals = [e.value for e in emits if e.output == REJECTIONS]
     assert len(forwards) <= 1
     return (forwards[0] if forwards else None), refusals
-
-
-def typed(**kwargs):
-    """The emit that sends an event's custom values to the workspace's type registry."""
-    emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
-    (emit,) = [e for e in emits if e.output == BY_WORKSPACE]
-    return emit
 
 
 def test_events_naming_a_device_go_to_the_device_partition():
@@ -75,20 +68,15 @@ def test_invalid_json_object_is_refused_alone():
     record = {"user": "u", "set": {"city": "Oslo", "custom": {"prefs": bad, "p": "x"}}}
     forward, refusals = routed(**record)
     assert [(r["reason"], r["subject"]) for r in refusals] == [("invalid_value", "custom.prefs")]
-    assert from_json(forward.value["event"]).set == {"city": "Oslo"}
-    assert from_json(typed(**record).value["event"]).set == {"custom.p": ["string", "x"]}
+    assert from_json(forward.value["event"]).set == {"city": "Oslo", "custom.p": ["string", "x"]}
 
 
-def test_custom_values_go_through_the_workspace_registry_then_to_their_profile():
-    with_device = typed(anon="d1", workspace="w", set={"custom": {"n": 1}})
-    assert with_device.key == "w"
-    assert with_device.value["next"] == [
-        BY_ANONYMOUS,
-        derive_profile_id("w", IdKind.ANONYMOUS, "d1"),
-    ]
-    login = typed(anon="d1", user="u1", workspace="w", set={"custom": {"n": 1}})
-    assert login.value["next"] == [BY_PROFILE, derive_profile_id("w", IdKind.USER, "u1")]
-    assert from_json(login.value["event"]).anonymous_id is None  # the login's data is the user's
+def test_custom_values_travel_with_the_event_and_the_login_data_is_the_users():
+    forward, _ = routed(anon="d1", workspace="w", set={"custom": {"n": 1}})
+    assert forward.output == BY_ANONYMOUS
+    assert from_json(forward.value["event"]).set == {"custom.n": ["number", 1]}
+    login, _ = routed(anon="d1", user="u1", workspace="w", set={"custom": {"n": 1}})
+    assert login.key == derive_profile_id("w", IdKind.ANONYMOUS, "d1")  # linking hands it on
 
 
 def test_undecodable_bytes_are_refused_with_their_raw_bytes():
