@@ -14,6 +14,7 @@ import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 import localkafka
+from localkafka import registry
 from streams.runtime.settings import Settings
 from streams.tools.publisher import Message, publish
 from streams.tools.readback import latest_by_key, read_all, wait_caught_up
@@ -45,6 +47,39 @@ def cluster(stack: ExitStack) -> str:
         stack.callback(localkafka.stop)
         return bootstrap
     return localkafka.start()
+
+
+def schema_registry(stack: ExitStack) -> tuple[str, Future[str]]:
+    """The user's registry if SCHEMA_REGISTRY_URL names one, else the local one: its URL at once,
+    and a future done when it answers.
+
+    A registry is a JVM that takes seconds to start (and the first run builds it with Maven), so
+    the local one starts in a background thread while the caller starts the broker and workers,
+    which ask it for schemas only when framed messages arrive. One started here is stopped when
+    ``stack`` closes (after its start has ended either way); one already running is left be.
+    """
+    answering: Future[str] = Future()
+    running = os.environ.get("SCHEMA_REGISTRY_URL") or registry.status()
+    if running is not None:
+        answering.set_result(running)
+        return running, answering
+    print("starting the local schema registry (the first run builds it with Maven)...")
+
+    def start() -> str:
+        started = time.monotonic()
+        url = registry.start()
+        print(f"schema registry up at {url} in {time.monotonic() - started:.1f}s")
+        return url
+
+    def stop() -> None:
+        wait([answering])
+        registry.stop()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="schema-registry")
+    answering = pool.submit(start)
+    pool.shutdown(wait=False)
+    stack.callback(stop)
+    return registry.url(), answering
 
 
 class Deployment:
