@@ -64,6 +64,7 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
 def build_app(settings: Settings) -> faust.App:
     """A worker's faust App for these settings (tables, pages, one agent per declared stage)."""
     faust_internals.check()
+    faust_internals.limit_fetch_wait(settings.fetch_max_wait_ms)
     # Before anything starts: registers the output schemas, refusing incompatible ones.
     encode = output_encoding.encoder(settings)
     topology = settings.topology()

@@ -140,6 +140,9 @@ class Settings:
     # long for one to fill, and sends a batch's records together (see streams.runtime.envelopes).
     batch_size: int = 1000
     batch_wait_s: float = 0.05
+    # The longest a stage's fetch waits for new records (faust fixes 1,500 ms; see
+    # streams.runtime.faust_internals.limit_fetch_wait): bounds each hop's latency at low load.
+    fetch_max_wait_ms: int = 100
     dedupe_window_s: float = 4 * 3600.0  # WebEngage's x-request-id window, in event time
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
     standby_replicas: int = 0
@@ -183,6 +186,9 @@ class Settings:
             ),
             batch_size=int(e.get("IDENTITY_STREAM_BATCH_SIZE", base.batch_size)),
             batch_wait_s=float(e.get("IDENTITY_STREAM_BATCH_WAIT_S", base.batch_wait_s)),
+            fetch_max_wait_ms=int(
+                e.get("IDENTITY_STREAM_FETCH_MAX_WAIT_MS", base.fetch_max_wait_ms)
+            ),
             session_timeout_s=float(
                 e.get("IDENTITY_STREAM_SESSION_TIMEOUT_S", base.session_timeout_s)
             ),
@@ -234,6 +240,7 @@ class Settings:
             "IDENTITY_STREAM_COMMIT_INTERVAL_S": str(self.commit_interval_s),
             "IDENTITY_STREAM_BATCH_SIZE": str(self.batch_size),
             "IDENTITY_STREAM_BATCH_WAIT_S": str(self.batch_wait_s),
+            "IDENTITY_STREAM_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
             "IDENTITY_STREAM_DEDUPE_WINDOW_S": str(self.dedupe_window_s),
             "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
             "IDENTITY_STREAM_STALL_TIMEOUT_S": str(self.stall_timeout_s),

@@ -6,6 +6,7 @@ look before the release joins ``VERIFIED``.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.metadata
 import logging
 import time
@@ -169,3 +170,23 @@ def test_a_transport_with_its_own_commit_point_is_refused(monkeypatch):
     monkeypatch.setattr(aiokafka.Consumer, "_new_offset", lambda self, tp: None, raising=False)
     with pytest.raises(faust_internals.UnsupportedFaust, match="not its own"):
         faust_internals.check()
+
+
+def test_limit_fetch_wait_caps_what_faust_asks_of_aiokafka():
+    """faust passes fetch_max_wait_ms=1500 itself; the cap must win, and applying it twice must
+    not stack subclasses."""
+    before = aiokafka.aiokafka.AIOKafkaConsumer
+    try:
+        faust_internals.limit_fetch_wait(100)
+        faust_internals.limit_fetch_wait(120)
+        consumer_class = aiokafka.aiokafka.AIOKafkaConsumer
+        assert consumer_class.__mro__[1] is getattr(before, "identity_stream_base", before)
+
+        async def fetch_wait(asked: int) -> int:
+            consumer = consumer_class(bootstrap_servers="127.0.0.1:1", fetch_max_wait_ms=asked)
+            return consumer._fetch_max_wait_ms
+
+        assert asyncio.run(fetch_wait(1500)) == 120
+        assert asyncio.run(fetch_wait(50)) == 50
+    finally:
+        aiokafka.aiokafka.AIOKafkaConsumer = before
