@@ -15,6 +15,7 @@ changes nothing and its outputs are simply sent again.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -36,6 +37,8 @@ from streams.runtime.rerendering import Rerendering
 from streams.runtime.writer_schemas import WriterSchemas
 from topology.stages import StageSpec
 from topology.topics import Topology, partition_for
+
+logger = logging.getLogger(__name__)
 
 Handle = Callable[[EventT], list[Emit]]
 Prepare = Callable[[list[EventT]], Awaitable[None]]
@@ -176,8 +179,11 @@ class Pipeline:
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             batch: list[EventT]
             async for batch in stream.take_events(self.batch_size, self.batch_wait_s):
-                if not self.types_ready.is_set():
-                    await self.types_ready.wait()
+                while not self.types_ready.is_set():
+                    try:
+                        await asyncio.wait_for(self.types_ready.wait(), timeout=10)
+                    except TimeoutError:
+                        logger.warning("still waiting for the attribute-firsts reader")
                 if prepare is not None:
                     await prepare(batch)
                 emits: list[Emit] = []

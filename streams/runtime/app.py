@@ -163,7 +163,7 @@ def build_app(settings: Settings) -> faust.App:
     )
     if settings.stall_timeout_s > 0:
         inputs = {topology.stream(stage.input).name for stage in STAGES}
-        watchdog.install(app, inputs, handled, settings.stall_timeout_s)
+        watchdog.install(app, inputs, handled, settings.stall_timeout_s, settings.kafka_config())
     counters.watch_tables(lambda: _table_sizes(list(tables.values())))
     return app
 

@@ -86,7 +86,8 @@ class AttributeFirsts:
             self._on_change(changed)
 
     def _caught_up(self, answered: int) -> None:
-        if answered == self._wanted:  # no catch_up asked for since those ends were read
+        if answered == self._wanted and not self.ready.is_set():  # no catch_up asked since
+            logger.info("attribute-firsts read to the end (%d records)", len(self._types.firsts))
             self.ready.set()
 
     @staticmethod

@@ -9,17 +9,24 @@ stages handled and the handled offset has not moved for ``stall_timeout_s``, it 
 exits with ``EXIT_STALLED`` for its supervisor (Kubernetes, compose ``restart:``, systemd) to
 start it again, as a liveness probe would. Rebalances and table recovery are not stalls: the
 clock only runs while the worker is neither.
+
+What is waiting is asked of the broker (a librdkafka ListOffsets), not of faust's consumer: the
+consumer's highwater is what its last fetch saw, so a partition it stopped fetching looked as if
+nothing were waiting, and a stuck worker went unnoticed (``make chaos``, 2026-11-30).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
+import uuid
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 
 import faust
+from confluent_kafka import Consumer, TopicPartition
 
 from streams.runtime import faust_internals
 from streams.runtime.commit_guard import HandledOffsets
@@ -65,9 +72,22 @@ class StallWatch:
         return stalled
 
 
-def install(app: faust.App, topics: set[str], handled: HandledOffsets, timeout_s: float) -> None:
+def install(
+    app: faust.App,
+    topics: set[str],
+    handled: HandledOffsets,
+    timeout_s: float,
+    kafka_config: dict[str, str],
+) -> None:
     """Check ``app``'s input partitions every few seconds; exit the process on a stall."""
     watch = StallWatch(timeout_s)
+    offsets = Consumer({**kafka_config, "group.id": f"stall-watchdog-{uuid.uuid4().hex}"})
+
+    def end_offsets(tps: list[faust.types.TP]) -> dict[faust.types.TP, int]:
+        return {
+            tp: offsets.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)[1]
+            for tp in tps
+        }
 
     @app.timer(interval=min(10.0, timeout_s / 4), name="stall_watchdog")
     async def check_progress() -> None:
@@ -80,7 +100,7 @@ def install(app: faust.App, topics: set[str], handled: HandledOffsets, timeout_s
             tp for tp in tps if faust_internals.committed_offset(consumer, tp) is None
         ]
         try:
-            ends = await consumer.highwaters(*tps) if tps else {}
+            ends = await asyncio.get_running_loop().run_in_executor(None, end_offsets, tps)
             earliest = await consumer.earliest_offsets(*never_committed) if never_committed else {}
         except Exception as exc:  # the broker is away: nobody makes progress, look again later
             logger.warning("stall watchdog: offsets unavailable (%r)", exc)
