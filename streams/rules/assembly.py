@@ -19,7 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from streams.rules import deduplication, profile
-from streams.rules.attribute_types import AttributeTypes, Mark, newly_hidden, refusals
+from streams.rules.attribute_types import (
+    NO_SOURCE,
+    AttributeTypes,
+    Mark,
+    newly_hidden,
+    refusals,
+)
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased
 from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit, Position, Source
 
@@ -87,6 +93,10 @@ def on_command(
         else:
             state = profile.forget(command["state"], erased) if erased else command["state"]
             if state is not None:
+                # the device's values not shown here are refused here: under the device's own
+                # profile they may not have been judged yet
+                held = dict.fromkeys(profile.held_kinds(state))
+                emits += newly_hidden(state, held, types, NO_SOURCE, now)
                 known = members.get(member)
                 members[member] = state if known is None else profile.join(known, state)
     elif op == "detach":
@@ -127,9 +137,8 @@ def rerender(
     before = changed.get(workspace_id, {})
     if not before.keys() & profile.held_kinds(combined).keys():
         return []
-    source = Source("", -1, -1)  # no input message: a decision of the workspace changed
     return [
-        *newly_hidden(combined, before, types, source, now),
+        *newly_hidden(combined, before, types, NO_SOURCE, now),
         Emit(PROFILES, profile_id, profile.render(combined, types.shown(workspace_id))),
     ]
 

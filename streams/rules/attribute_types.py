@@ -32,6 +32,9 @@ from streams.rules.events import CUSTOM_PREFIX, IdentifyEvent
 from streams.rules.outcomes import ATTRIBUTE_FIRSTS, Emit, Rejection, Source, rejected
 
 SEPARATOR = "\x1f"
+# The source of a refusal that no one input message caused: a decision changed, or a device's
+# values reached a profile with a login (the Rejection schema documents the empty topic).
+NO_SOURCE = Source("", -1, -1)
 Stamp = tuple[int, str]  # (event time, messageId)
 
 

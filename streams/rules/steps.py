@@ -19,7 +19,7 @@ from streams.rules.assembly import on_command, rerender
 from streams.rules.attribute_types import AttributeTypes, Mark, firsts_of
 from streams.rules.custom_attributes import AttributePolicy
 from streams.rules.deduplication import DEFAULT_WINDOW_MS, is_forget, on_message, pack
-from streams.rules.events import AfterErasure
+from streams.rules.events import CUSTOM_PREFIX, AfterErasure
 from streams.rules.identity import Blocklists
 from streams.rules.input_formats import InputFormats
 from streams.rules.linking import on_anonymous_event
@@ -69,6 +69,13 @@ class Stepped:
     firsts: tuple[tuple[str, list[Any]], ...] = ()
 
 
+_VALUE_OPS = (
+    "set",
+    "setOnce",
+    "increment",
+    "append",
+    "remove",
+)  # an event's JSON parts with values
 RoutingStep = Callable[[bytes | None, Source, Policies, int], Stepped]
 KeyedStep = Callable[[Any, str, Any, Position, Policies, int], Stepped]
 # state, key, {workspace: {attribute: decision before}} of the changed decisions, policies, now
@@ -131,14 +138,21 @@ def assemble_profile(
         firsts = tuple((key, stamp) for key, stamp in command["firsts"])
         return Stepped(assembled, [], firsts=firsts)
     record, emits = on_command(assembled, profile_id, command, policies.types, now, at)
-    parts = [] if record is None else [record["own"], *record["members"].values()]
-    renders = {
-        (part["workspaceId"], name)
-        for part in parts
-        if part is not None
-        for name in profile.custom_names(part)
-    }
-    return Stepped(record, emits, renders=tuple(sorted(renders)))
+    return Stepped(record, emits, renders=_brought(command))
+
+
+def _brought(command: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The custom attributes a command may bring to its profile: its event's, or an attached
+    slice's. What the profile held before was noted when it came."""
+    if command["op"] in ("event", "member"):
+        event = command["event"]
+        keys = {key for op in _VALUE_OPS for key in event.get(op) or {}}
+        names = {key[len(CUSTOM_PREFIX) :] for key in keys if key.startswith(CUSTOM_PREFIX)}
+        return tuple(sorted((event["workspaceId"], name) for name in names))
+    if command["op"] == "attach" and command.get("state"):
+        state = command["state"]
+        return tuple(sorted((state["workspaceId"], n) for n in profile.custom_names(state)))
+    return ()
 
 
 def rerender_profile(

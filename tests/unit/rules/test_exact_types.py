@@ -124,3 +124,19 @@ def test_a_late_earlier_value_changes_the_type_and_the_profiles_follow():
     refused = sorted(r["messageId"] for r in out.rejections if r["reason"] == "type_mismatch")
     assert refused == ["ma", "mb"]
     assert all("earliest value is message md" in r["message"] for r in out.rejections)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.permutations(range(3)))
+def test_values_a_device_brings_at_login_follow_a_changed_type(seed, order):
+    """A device's value reaches the user's profile with the login's attach, not as an event of
+    that profile's partition (the user "ada" and the device land on different partitions of 4);
+    a later decision must still reach it."""
+    visit = identify(ts=2_000, anon="dev", set={"custom": {"plan": 3}}, message_id="visit")
+    login = identify(ts=3_000, anon="dev", user="ada", message_id="login")
+    earlier = identify(ts=1_000, user="other", set={"custom": {"plan": "gold"}}, message_id="x")
+    records = [(None, r) for r in (visit, login, earlier)]
+    out = simulate([records[i] for i in order], 4, seed)
+    (user,) = [p for p in out.profiles.values() if p["userId"] == "ada"]
+    assert "plan" not in user["attributes"]["custom"]
+    assert ("visit", "custom.plan") in {(r["messageId"], r["subject"]) for r in out.rejections}
