@@ -6,7 +6,7 @@ earliest), the same profiles, and every value not shown is refused; including ra
 partitions for a type and for the last slots of the per-type limit.
 """
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from streams.rules.attribute_types import AttributeTypes, firsts_of
@@ -128,6 +128,7 @@ def test_a_late_earlier_value_changes_the_type_and_the_profiles_follow():
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10_000), st.permutations(range(3)))
+@example(seed=38, order=[0, 1, 2])  # the decision changes after the login attached the value
 def test_values_a_device_brings_at_login_follow_a_changed_type(seed, order):
     """A device's value reaches the user's profile with the login's attach, not as an event of
     that profile's partition (the user "ada" and the device land on different partitions of 4);
