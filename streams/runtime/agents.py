@@ -29,6 +29,7 @@ from streams.rules.outcomes import BROADCAST, Emit, Source, coalesce
 from streams.rules.steps import Policies, Stepped
 from streams.runtime import envelopes
 from streams.runtime.accounting import Counters
+from streams.runtime.changelogs import Changelogs
 from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
 from streams.runtime.faust_internals import current_event
@@ -59,6 +60,7 @@ class Pipeline:
     counters: Counters
     handled: HandledOffsets
     outbox: Outbox
+    changelogs: Changelogs  # the tables' changelog records, sent with each batch's outputs
     batch_size: int
     batch_wait_s: float
     encode: Encode  # frames the Avro outputs (streams.runtime.output_encoding)
@@ -197,6 +199,7 @@ class Pipeline:
                 await self._send(emits)
                 if rerendering is not None:
                     rerendering.store(batch)
+                    await self._send([])  # the marks' changelog records, if they changed
                 for event in batch:
                     self.handled.mark(event.message)
                 yield None
@@ -205,7 +208,8 @@ class Pipeline:
 
     async def _send(self, emits: list[Emit]) -> None:
         """Outputs one by one, the latest per key; records for another stage in one envelope per
-        partition. Returns once the broker has them all (see streams.runtime.delivery)."""
+        partition; the changelog records of the tables' writes. Returns once the broker has them
+        all (see streams.runtime.delivery), having noted where the changelogs now end."""
         records: list[Record] = []
         by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
         for emit in coalesce(emits):
@@ -228,4 +232,5 @@ class Pipeline:
             records += [
                 Record(topic, None, envelope, partition) for envelope in envelopes.seal(items)
             ]
-        await self.outbox.deliver(records)
+        records += self.changelogs.take()
+        self.changelogs.persist(await self.outbox.deliver(records))

@@ -25,6 +25,7 @@ from streams.runtime import (
 from streams.runtime.accounting import Counters
 from streams.runtime.agents import Pipeline
 from streams.runtime.attribute_firsts import AttributeFirsts
+from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.delivery import Outbox
 from streams.runtime.rerendering import Rechecks
 from streams.runtime.settings import Security, Settings
@@ -96,6 +97,7 @@ def build_app(settings: Settings) -> faust.App:
         web_stats_enabled=False,
         web_metrics_enabled=False,
         autodiscover=False,
+        Table=ChangelogTable,  # changelog records go out with each batch (runtime.changelogs)
     )
     counters = Counters()
     _serve_counters(app, counters)
@@ -115,6 +117,7 @@ def build_app(settings: Settings) -> faust.App:
         )
         for spec in TABLES
     }
+    changelogs = Changelogs([tables[spec.name] for spec in TABLES])
     handled = commit_guard.guard(app)
     policies = settings.policies()
     rendering = next(stage for stage in STAGES if stage.rerender is not None)
@@ -129,6 +132,7 @@ def build_app(settings: Settings) -> faust.App:
         counters=counters,
         handled=handled,
         outbox=outbox,
+        changelogs=changelogs,
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
         encode=encode,
@@ -143,6 +147,15 @@ def build_app(settings: Settings) -> faust.App:
         """Every worker reads them all (see streams.runtime.attribute_firsts)."""
         firsts.start(asyncio.get_running_loop())
         await rechecks.run(firsts.ready)
+
+    @app.page("/settled/")
+    async def settled(view: Any, request: Any) -> Any:
+        """Answers once this worker has read every attribute-firsts record there is now and sent
+        the rechecks they call for: with the group's lag at zero after that, every profile shows
+        the decisions of its input (a test or a replay waits for this before reading outputs)."""
+        await firsts.read_to_end()
+        await rechecks.sent()
+        return view.json({"settled": True})
 
     @app.on_before_shutdown.connect
     def stop_attribute_firsts(sender: faust.App, **kwargs: Any) -> None:

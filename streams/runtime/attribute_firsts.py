@@ -11,8 +11,9 @@ a restarted worker reads the topic again from the start (it is compacted: one re
 never renders a profile with less than what was decided before it started; ``catch_up`` clears
 it again until everything the topic holds by then has been read (after a rebalance: a partition
 that moved here was rendered by another worker with what that worker had read, and every
-record it took from the stream is on this topic too). ``on_change`` hears of every decision
-that a record changed.
+record it took from the stream is on this topic too). ``read_to_end`` waits for the same
+without holding the stages (a worker that says it has settled). ``on_change`` hears of every
+decision that a record changed.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ class AttributeFirsts:
         self._types = types
         self._on_change = on_change
         self._stopping = threading.Event()
-        self._wanted = 0  # catch_up calls so far; the reader's ends answer one of them
+        self._wanted = 0  # ends asked for so far; the reader's ends answer one of them
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []  # read_to_end calls
         self._thread: threading.Thread | None = None
         self.ready = asyncio.Event()
 
@@ -71,6 +73,13 @@ class AttributeFirsts:
         """Hold the stages until what the topic holds now has been read (call on the loop)."""
         self.ready.clear()
         self._wanted += 1
+
+    async def read_to_end(self) -> None:
+        """Until what the topic holds now has been read and handed to ``types``."""
+        self._wanted += 1
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.append((self._wanted, done))
+        await done
 
     def stop(self) -> None:
         self._stopping.set()
@@ -89,6 +98,13 @@ class AttributeFirsts:
         if answered == self._wanted and not self.ready.is_set():  # no catch_up asked since
             logger.info("attribute-firsts read to the end (%d records)", len(self._types.firsts))
             self.ready.set()
+        still = []
+        for asked, done in self._waiting:
+            if asked > answered:
+                still.append((asked, done))
+            elif not done.done():
+                done.set_result(None)
+        self._waiting = still
 
     @staticmethod
     def _ends(consumer: Consumer, tps: list[TopicPartition]) -> dict[int, int]:

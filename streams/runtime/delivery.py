@@ -9,7 +9,8 @@ At-least-once still holds, but no longer through faust's commit: faust acks a ba
 when the agent body returns and flushes only its *own* producer before committing. So a stage
 awaits ``Outbox.deliver`` for everything its batch produced (``acks=all``, idempotent) before
 its body returns. A record that fails is produced again until the broker has it: the batch is
-not done, and its input not acked, before that. Table changelogs still go through faust.
+not done, and its input not acked, before that. Table changelog records go out the same way,
+with the batch (``streams.runtime.changelogs``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = 1.0
 BY_KEY = -1  # librdkafka's "unassigned" partition: its partitioner decides
+
+Offsets = dict[tuple[str, int], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class _Batch:
         self.loop = loop
         self.left = size
         self.failed: list[Record] = []
+        self.offsets: Offsets = {}  # the highest delivered offset per (topic, partition)
         self.done: asyncio.Future[None] = loop.create_future()
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
@@ -54,6 +58,11 @@ class _Batch:
             self.failed.append(
                 Record(message.topic(), message.key(), message.value(), message.partition())
             )
+        else:
+            where = (message.topic(), message.partition())
+            offset = message.offset()
+            if offset > self.offsets.get(where, -1):
+                self.offsets[where] = offset
         self.left -= 1
         if self.left == 0:
             self.loop.call_soon_threadsafe(self._resolve)
@@ -93,15 +102,15 @@ class Outbox:
         while not self._stopping.is_set():
             self._producer.poll(0.1)
 
-    async def deliver(self, records: list[Record]) -> None:
-        """Return once the broker has every record.
+    async def deliver(self, records: list[Record]) -> Offsets:
+        """Return once the broker has every record: the highest offset of each partition written.
 
         Runs to the end even when the caller is cancelled (a worker stopping mid-batch), and
         only then lets the cancellation through: faust acks the batch's input whenever the
         body ends, so it must not end with outputs still in flight.
         """
         if not records:
-            return
+            return {}
         sending = asyncio.ensure_future(self._deliver(records))
         cancelled = False
         while not sending.done():
@@ -111,19 +120,22 @@ class Outbox:
                 cancelled = True
         if cancelled:
             raise asyncio.CancelledError
-        sending.result()
+        return sending.result()
 
-    async def _deliver(self, records: list[Record]) -> None:
+    async def _deliver(self, records: list[Record]) -> Offsets:
         producer = self._started()
         loop = asyncio.get_running_loop()
+        offsets: Offsets = {}
         while True:
             batch = _Batch(loop, len(records))
             pending = records
             while pending := _produce_until_full(producer, pending, batch):
                 await asyncio.sleep(0.01)  # librdkafka's queue is full: let it drain
             await batch.done
+            for where, offset in batch.offsets.items():
+                offsets[where] = max(offset, offsets.get(where, -1))
             if not batch.failed:
-                return
+                return offsets
             records = batch.failed
             await asyncio.sleep(RETRY_BACKOFF_S)
 

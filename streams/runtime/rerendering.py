@@ -121,22 +121,31 @@ class Rechecks:
         self._partitions = partitions
         self._outbox = outbox
         self._wanted = asyncio.Event()
+        self._sending = False
 
     def want(self, *_: object) -> None:
         self._wanted.set()
+
+    async def sent(self) -> None:
+        """Until no recheck is wanted or on its way (they are in the stream, or none was due)."""
+        while self._wanted.is_set() or self._sending:
+            await asyncio.sleep(RECHECK_DEBOUNCE_S / 2)
 
     async def run(self, ready: asyncio.Event) -> None:
         await ready.wait()
         while True:
             await self._wanted.wait()
-            await asyncio.sleep(RECHECK_DEBOUNCE_S)
-            self._wanted.clear()
-            held = sorted(
-                tp.partition for tp in self._app.consumer.assignment() if tp.topic == self._topic
-            )
-            records = []
-            for partition in held:
-                key = envelopes.broadcast_key(partition, self._partitions)
-                envelope = envelopes.seal([(key, RECHECK)])[0]
-                records.append(Record(self._topic, None, envelope, partition))
-            await self._outbox.deliver(records)
+            self._sending = True
+            try:
+                await asyncio.sleep(RECHECK_DEBOUNCE_S)
+                self._wanted.clear()
+                assigned = self._app.consumer.assignment()
+                held = sorted(tp.partition for tp in assigned if tp.topic == self._topic)
+                records = []
+                for partition in held:
+                    key = envelopes.broadcast_key(partition, self._partitions)
+                    envelope = envelopes.seal([(key, RECHECK)])[0]
+                    records.append(Record(self._topic, None, envelope, partition))
+                await self._outbox.deliver(records)
+            finally:
+                self._sending = False

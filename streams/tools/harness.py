@@ -121,8 +121,14 @@ class Deployment:
     def wait_processed(
         self, timeout: float = 180.0, on_poll: Callable[[int], None] | None = None
     ) -> None:
-        """Until every input and repartitioned event is committed, so all outputs are out."""
+        """Until every input and repartitioned event is committed and every running worker has
+        settled (read the attribute decisions and sent the rechecks they call for), then until
+        those rechecks are committed too: all outputs are out."""
         topics = [self.topology.identify_events.name, *(t.name for t in self.topology.internal())]
+        wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
+        for worker in self.workers.values():
+            if worker.alive():
+                self._ask(worker, "/settled/", timeout)
         wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -146,16 +152,20 @@ class Deployment:
         for worker in self.workers.values():
             if not worker.alive():
                 continue
-            url = f"http://127.0.0.1:{worker.settings.web_port}/counters/"
-            with urllib.request.urlopen(url, timeout=10) as response:
-                for name, value in json.load(response).items():
-                    if isinstance(value, dict):
-                        merged = total.setdefault(name, {})
-                        for reason, n in value.items():
-                            merged[reason] = merged.get(reason, 0) + n
-                    else:
-                        total[name] = total.get(name, 0) + value
+            for name, value in self._ask(worker, "/counters/").items():
+                if isinstance(value, dict):
+                    merged = total.setdefault(name, {})
+                    for reason, n in value.items():
+                        merged[reason] = merged.get(reason, 0) + n
+                else:
+                    total[name] = total.get(name, 0) + value
         return total
+
+    @staticmethod
+    def _ask(worker: WorkerProcess, page: str, timeout: float = 10.0) -> Any:
+        url = f"http://127.0.0.1:{worker.settings.web_port}{page}"
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return json.load(response)
 
     def stop_workers(self) -> None:
         for worker in self.workers.values():

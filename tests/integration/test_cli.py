@@ -92,8 +92,8 @@ def test_replay_twice_compares_equal(deployment):
 def test_replays_type_custom_attributes_like_the_live_run(deployment):
     """The issue's race: numbers arrive first, an earlier string last; 26 number attributes race
     for 25 slots, arriving in another order than their event times, on 4 partitions. Live and
-    replayed twice: the same types, the same admitted attributes, the same profiles. (One worker:
-    with two, one CI run compared a profile not yet rendered again; see the README.)"""
+    replayed twice: the same types, the same admitted attributes, the same profiles. Two live
+    workers: a decision may change on one while the profile lives on the other."""
     plans = [
         (user, identify(ts=ts, user=user, set={"custom": {"plan": n}}))
         for n, (user, ts) in enumerate([("a", 10_000), ("b", 20_000), ("c", 25_000)])
@@ -104,6 +104,7 @@ def test_replays_type_custom_attributes_like_the_live_run(deployment):
         for i in range(26)
     ]  # published num0 first, yet num0 has the latest value: it is the one left out
     deployment.start_worker("worker-1")
+    deployment.start_worker("worker-2")
     deployment.publish([*plans, *numbers, gold])
     deployment.wait_processed()
     deployment.stop_workers()

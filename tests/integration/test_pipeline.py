@@ -12,12 +12,16 @@ import shutil
 import time
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from rocksdict import AccessType, Rdict
 
 from streams.rules.identity import IdKind, derive_profile_id
 from streams.tools.readback import lag
 from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
 from tests.simulation import simulate
+from topology.stages import TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -88,11 +92,46 @@ def test_restart_on_the_same_data_dir_keeps_state(deployment):
     deployment.workers["worker-1"].stop()
     tables = deployment.data_dir("worker-1") / "v1" / "tables"
     assert any(tables.glob("profile-state-*.db")), "state must be in RocksDB, not in memory"
+    assert _persisted_offsets(tables) == _changelog_ends(deployment), (
+        "each table partition must know where its changelog ends: recovery resumes there"
+    )
 
     deployment.start_worker()  # same name, same data dir
     deployment.publish(second)
     deployment.wait_processed()
     assert_matches_model(deployment, first + second)
+
+
+def _persisted_offsets(tables):
+    """(table, partition) -> the changelog offset its RocksDB says it holds, as faust stores it."""
+    found = {}
+    for path in tables.glob("*.db"):
+        table, partition = path.stem.rsplit("-", 1)
+        db = Rdict(str(path), access_type=AccessType.read_only())
+        try:
+            stored = db.get(b"__faust\0offset__")
+        finally:
+            db.close()
+        if stored is not None:
+            found[(table, int(partition))] = int(stored)
+    return found
+
+
+def _changelog_ends(deployment):
+    """(table, partition) -> the offset of the last record of its changelog, where there is one."""
+    admin = AdminClient(deployment.kafka_config)
+    consumer = Consumer({**deployment.kafka_config, "group.id": "changelog-ends"})
+    ends = {}
+    try:
+        for spec in TABLES:
+            topic = deployment.topology.changelog(spec.name).name
+            for partition in admin.list_topics(topic, timeout=10).topics[topic].partitions:
+                _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+                if high > 0:
+                    ends[(spec.name, partition)] = high - 1
+    finally:
+        consumer.close()
+    return ends
 
 
 def test_lost_data_dir_is_rebuilt_from_the_changelog(deployment):

@@ -1,0 +1,86 @@
+"""Table changelog records, sent with a batch's outputs through librdkafka.
+
+faust sends a changelog record for every table write through its own producer path (``send_soon``,
+its codec registry, a future per record, aiokafka's record batches in Python) and writes each
+record's offset to RocksDB in the delivery callback: per event, up to three such writes. Here a
+table write only appends its record to the batch's pending records; the batch hands them to the
+``Outbox`` with its outputs and awaits them too, so a commit still never passes a state change
+that is not on its changelog. Then, once per changelog partition, the highest offset delivered
+is stored where faust's recovery reads it (``set_persisted_offset``, the same call faust makes).
+
+The records are the ones faust would send: the same topic and partition (the current event's),
+keys and values JSON like the table's codecs, tombstones for deletions. Recovery and standbys
+read them with faust's own code, unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+import orjson
+from faust.types import TP
+
+from streams.runtime.delivery import Record
+
+# faust's JSON codec (faust.utils.json with orjson) writes with these options
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+class ChangelogTable(faust.Table):
+    """A table whose writes leave their changelog records in ``pending`` (module docstring).
+
+    Created by ``faust.App(Table=ChangelogTable)``; ``pending`` is shared by all tables of a
+    worker, and the agents send and clear it with each batch.
+    """
+
+    pending: list[Record]
+
+    def on_key_set(self, key: Any, value: Any) -> None:
+        self.pending.append(
+            Record(
+                self.changelog_topic_name,
+                orjson.dumps(key, option=_JSON_OPTIONS),
+                orjson.dumps(value, option=_JSON_OPTIONS),
+                self._partition(key),
+            )
+        )
+
+    def on_key_del(self, key: Any) -> None:
+        self.pending.append(
+            Record(
+                self.changelog_topic_name,
+                orjson.dumps(key, option=_JSON_OPTIONS),
+                None,
+                self._partition(key),
+            )
+        )
+
+    def _partition(self, key: Any) -> int:
+        partition = self.partition_for_key(key)  # the current event's
+        assert partition is not None, "tables are written in their event's partition"
+        return partition
+
+
+class Changelogs:
+    """The pending changelog records of a worker's tables, and where their offsets go."""
+
+    def __init__(self, tables: list[ChangelogTable]) -> None:
+        self.pending: list[Record] = []
+        self._tables = {table.changelog_topic_name: table for table in tables}
+        for table in tables:
+            table.pending = self.pending
+
+    def take(self) -> list[Record]:
+        """The records written since the last take (the caller delivers them)."""
+        taken = self.pending[:]
+        self.pending.clear()
+        return taken
+
+    def persist(self, delivered: dict[tuple[str, int], int]) -> None:
+        """Record, per changelog partition, the highest offset now on the broker: recovery
+        resumes after it."""
+        for (topic, partition), offset in delivered.items():
+            table = self._tables.get(topic)
+            if table is not None:
+                table.data.set_persisted_offset(TP(topic, partition), offset)
