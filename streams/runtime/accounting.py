@@ -77,6 +77,16 @@ class Counters:
         self._rebalances = Counter(
             "identity_stream_rebalances", "Partition assignments received", registry=self.registry
         )
+        self._restored_records = Counter(
+            "identity_stream_restored_records",
+            "Changelog records written into this worker's tables when it was given partitions",
+            registry=self.registry,
+        )
+        self._restore_seconds = Counter(
+            "identity_stream_restore_seconds",
+            "Time spent restoring them",
+            registry=self.registry,
+        )
         self._input_lag = Histogram(
             "identity_stream_input_lag_seconds",
             "Time from an input message's Kafka timestamp to its routing",
@@ -117,6 +127,11 @@ class Counters:
     def watch_tables(self, sizes: TableSizes) -> None:
         self.registry.register(_TableCollector(sizes))
 
+    def count_restore(self, records: int, seconds: float) -> None:
+        """A table's partitions restored from their changelog (streams.runtime.restore)."""
+        self._restored_records.inc(records)
+        self._restore_seconds.inc(seconds)
+
     def count_rebalance(self) -> None:
         self._rebalances.inc()
 
@@ -139,6 +154,8 @@ class Counters:
                     by_scope[sample.labels["scope"]][sample.labels["reason"]] = int(sample.value)
         summary["rejected_by_reason"] = by_scope["message"]
         summary["warnings_by_reason"] = by_scope["part"]
+        summary["restored_records"] = int(self._value("identity_stream_restored_records_total"))
+        summary["restore_seconds"] = round(self._value("identity_stream_restore_seconds_total"), 3)
         summary["tables"] = {
             sample.labels["table"]: int(sample.value)
             for sample in self._samples("identity_stream_table_keys")

@@ -117,7 +117,9 @@ def build_app(settings: Settings) -> faust.App:
         )
         for spec in TABLES
     }
-    changelogs = Changelogs([tables[spec.name] for spec in TABLES])
+    changelogs = Changelogs(
+        [tables[spec.name] for spec in TABLES], settings.kafka_config(), counters.count_restore
+    )
     handled = commit_guard.guard(app)
     policies = settings.policies()
     rendering = next(stage for stage in STAGES if stage.rerender is not None)

@@ -19,22 +19,50 @@ from typing import Any
 
 import faust
 import orjson
+from faust import stores
+from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from streams.runtime.delivery import Record
+from streams.runtime.restore import OnRestored, RestoringStore
 
 # faust's JSON codec (faust.utils.json with orjson) writes with these options
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
 
 class ChangelogTable(faust.Table):
-    """A table whose writes leave their changelog records in ``pending`` (module docstring).
+    """A table whose writes leave their changelog records in ``pending`` (module docstring), and
+    whose RocksDB partitions restore themselves through librdkafka (``RestoringStore``).
 
-    Created by ``faust.App(Table=ChangelogTable)``; ``pending`` is shared by all tables of a
-    worker, and the agents send and clear it with each batch.
+    Created by ``faust.App(Table=ChangelogTable)``; ``Changelogs`` gives it ``pending`` (shared
+    by all tables of a worker; the agents send and clear it with each batch), the Kafka settings
+    and where restores are counted, before the worker starts.
     """
 
     pending: list[Record]
+    kafka_config: dict[str, str]
+    on_restored: OnRestored
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        """faust's store for ``url``; for RocksDB (the App's ``store="rocksdb://"``) the
+        restoring one, built with the arguments faust gives its own."""
+        if stores.by_url(url) is not RocksDBStore:
+            return super()._new_store_by_url(url)
+        store = RestoringStore(
+            url,
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
+        store.kafka_config = self.kafka_config
+        store.on_restored = self.on_restored
+        return store
 
     def on_key_set(self, key: Any, value: Any) -> None:
         self.pending.append(
@@ -65,11 +93,18 @@ class ChangelogTable(faust.Table):
 class Changelogs:
     """The pending changelog records of a worker's tables, and where their offsets go."""
 
-    def __init__(self, tables: list[ChangelogTable]) -> None:
+    def __init__(
+        self,
+        tables: list[ChangelogTable],
+        kafka_config: dict[str, str],
+        on_restored: OnRestored,
+    ) -> None:
         self.pending: list[Record] = []
         self._tables = {table.changelog_topic_name: table for table in tables}
         for table in tables:
             table.pending = self.pending
+            table.kafka_config = kafka_config
+            table.on_restored = on_restored
 
     def take(self) -> list[Record]:
         """The records written since the last take (the caller delivers them)."""
