@@ -24,7 +24,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.runtime.settings import Settings
-from streams.tools.harness import _free_port, cluster
+from streams.tools.harness import cluster, free_ports
 from streams.tools.supervisor import GatewayProcess
 from topology.admin import delete_topics, ensure_topics
 
@@ -98,7 +98,7 @@ def measure(seconds: float = 20.0, concurrency: int = 32) -> dict[str, Any]:
         keys.write_text(json.dumps({"bench": {"keys": [KEY], "ratePerMinute": 1e9}}))
         body = workdir / "body.json"
         body.write_text(json.dumps(BODY))
-        gateway = GatewayProcess(settings, workdir / "gateway.log", str(keys), _free_port())
+        gateway = GatewayProcess(settings, workdir / "gateway.log", str(keys), free_ports())
         gateway.start().wait_ready()
         stack.callback(gateway.stop)
         command = [

@@ -127,6 +127,8 @@ class Settings:
     partitions: int = 4
     replication_factor: int = 1
     data_dir: Path = Path(".data")
+    # Worker processes on this host (streams.runtime.processes): one per core to use them all.
+    processes: int = 1
     log_level: str = "info"
     log_format: str = "text"  # or "json": one JSON object per line
     web_bind: str = "127.0.0.1"  # the worker's HTTP pages (/counters/) stay local unless opened
@@ -174,6 +176,7 @@ class Settings:
                 e.get("IDENTITY_STREAM_REPLICATION_FACTOR", base.replication_factor)
             ),
             data_dir=Path(e.get("IDENTITY_STREAM_DATA_DIR", base.data_dir)),
+            processes=_processes(e.get("IDENTITY_STREAM_PROCESSES", str(base.processes))),
             log_level=e.get("IDENTITY_STREAM_LOG_LEVEL", base.log_level),
             log_format=e.get("IDENTITY_STREAM_LOG_FORMAT", base.log_format),
             web_bind=e.get("IDENTITY_STREAM_WEB_BIND", base.web_bind),
@@ -231,6 +234,7 @@ class Settings:
             "IDENTITY_STREAM_PARTITIONS": str(self.partitions),
             "IDENTITY_STREAM_REPLICATION_FACTOR": str(self.replication_factor),
             "IDENTITY_STREAM_DATA_DIR": str(self.data_dir),
+            "IDENTITY_STREAM_PROCESSES": str(self.processes),
             "IDENTITY_STREAM_LOG_LEVEL": self.log_level,
             "IDENTITY_STREAM_LOG_FORMAT": self.log_format,
             "IDENTITY_STREAM_WEB_BIND": self.web_bind,
@@ -278,6 +282,15 @@ class Settings:
 
 def _json_file(path: Path | None) -> dict[str, Any]:
     return {} if path is None else json.loads(Path(path).read_text())
+
+
+def _processes(value: str) -> int:
+    """A count, or ``auto``: one process per core this process may run on."""
+    if value == "auto":
+        return len(os.sched_getaffinity(0))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"IDENTITY_STREAM_PROCESSES is a positive number or auto: {value!r}")
+    return int(value)
 
 
 def _after_erasure(value: str) -> AfterErasure:

@@ -1,11 +1,16 @@
-"""Run one worker: create the declared topics, then hand the App to faust's Worker."""
+"""Run a host's workers: create the declared topics, then hand the App to faust's Worker, or
+start several worker processes (``Settings.processes``, see streams.runtime.processes)."""
 
 from __future__ import annotations
+
+import logging
+import sys
 
 import faust
 
 from streams.runtime.app import build_app
 from streams.runtime.garbage_collection import tune_for_batches
+from streams.runtime.processes import WorkerProcesses
 from streams.runtime.settings import Settings
 from topology.admin import ensure_topics
 
@@ -17,6 +22,11 @@ def run_worker(settings: Settings) -> None:
         settings.topology().all(),
         settings.replication_factor,
     )
+    if settings.processes > 1:
+        logging.basicConfig(
+            level=settings.log_level.upper(), format="[%(asctime)s] [%(process)d] %(message)s"
+        )
+        sys.exit(WorkerProcesses(settings).run())
     app = build_app(settings)
     tune_for_batches()
     worker = faust.Worker(

@@ -102,11 +102,16 @@ class Deployment:
     def data_dir(self, name: str) -> Path:
         return self.workdir / name / "state"
 
-    def start_worker(self, name: str = "worker-1", wait: bool = True) -> WorkerProcess:
-        """Start (or restart, on the same data dir) the worker called ``name``."""
+    def start_worker(
+        self, name: str = "worker-1", wait: bool = True, processes: int = 1
+    ) -> WorkerProcess:
+        """Start (or restart, on the same data dir) the worker called ``name``: one
+        ``identify-stream worker``, running ``processes`` worker processes."""
         previous = self.workers.get(name)
-        port = previous.settings.web_port if previous else _free_port()
-        settings = self.settings.with_changes(data_dir=self.data_dir(name), web_port=port)
+        port = previous.settings.web_port if previous else free_ports(processes)
+        settings = self.settings.with_changes(
+            data_dir=self.data_dir(name), web_port=port, processes=processes
+        )
         worker = WorkerProcess(settings, self.workdir / name / "worker.log").start()
         self.workers[name] = worker
         return worker.wait_ready() if wait else worker
@@ -128,7 +133,8 @@ class Deployment:
         wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
         for worker in self.workers.values():
             if worker.alive():
-                self._ask(worker, "/settled/", timeout)
+                for port in worker.ports():
+                    _ask(port, "/settled/", timeout)
         wait_caught_up(self.kafka_config, self.settings.app_id, topics, timeout, on_poll)
 
     def profiles(self) -> dict[str, dict[str, Any]]:
@@ -152,20 +158,15 @@ class Deployment:
         for worker in self.workers.values():
             if not worker.alive():
                 continue
-            for name, value in self._ask(worker, "/counters/").items():
-                if isinstance(value, dict):
-                    merged = total.setdefault(name, {})
-                    for reason, n in value.items():
-                        merged[reason] = merged.get(reason, 0) + n
-                else:
-                    total[name] = total.get(name, 0) + value
+            for port in worker.ports():
+                for name, value in _ask(port, "/counters/").items():
+                    if isinstance(value, dict):
+                        merged = total.setdefault(name, {})
+                        for reason, n in value.items():
+                            merged[reason] = merged.get(reason, 0) + n
+                    else:
+                        total[name] = total.get(name, 0) + value
         return total
-
-    @staticmethod
-    def _ask(worker: WorkerProcess, page: str, timeout: float = 10.0) -> Any:
-        url = f"http://127.0.0.1:{worker.settings.web_port}{page}"
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return json.load(response)
 
     def stop_workers(self) -> None:
         for worker in self.workers.values():
@@ -190,7 +191,22 @@ class Deployment:
             shutil.rmtree(self.data_dir(name), ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def _ask(port: int, page: str, timeout: float = 10.0) -> Any:
+    """A worker process's JSON page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=timeout) as response:
+        return json.load(response)
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive free ports (one per worker process)."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        try:
+            for port in range(first + 1, first + count):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return first

@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from streams.runtime.processes import process_settings
 from streams.runtime.settings import Settings
 
 READY_LINE = "Ready"  # faust's worker logs "[^Worker]: Ready" once its agents are consuming
@@ -58,10 +59,17 @@ class WorkerProcess:
             log.seek(self._log_offset)
             return log.read().decode(errors="replace")
 
+    def ports(self) -> list[int]:
+        """The HTTP port of each of its worker processes (streams.runtime.processes)."""
+        if self.settings.processes == 1:
+            return [self.settings.web_port]
+        return [process_settings(self.settings, n).web_port for n in range(self.settings.processes)]
+
     def wait_ready(self, timeout: float = 90.0) -> WorkerProcess:
+        """Until each of its worker processes says it is ready."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if READY_LINE in self.log_text():
+            if self.log_text().count(READY_LINE) >= self.settings.processes:
                 return self
             if self.process is None or self.process.poll() is not None:
                 raise WorkerFailed(f"worker exited during start:\n{self.tail()}")

@@ -7,7 +7,7 @@ import urllib.request
 
 import pytest
 
-from streams.tools.harness import _free_port
+from streams.tools.harness import free_ports
 from streams.tools.readback import read_all
 from streams.tools.supervisor import GatewayProcess
 from topology.avro import IDENTIFY_EVENT
@@ -39,7 +39,7 @@ def start_gateway(deployment, tmp_path, worker):
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps(KEYS))
     settings = deployment.settings.with_changes(web_port=worker.settings.web_port)
-    process = GatewayProcess(settings, tmp_path / "gateway.log", str(keys), _free_port())
+    process = GatewayProcess(settings, tmp_path / "gateway.log", str(keys), free_ports())
     return process.start().wait_ready()
 
 

@@ -8,8 +8,11 @@ worker processes and restarts, so agreement shows the Kafka wiring keeps the sem
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -169,6 +172,38 @@ def test_two_workers_and_a_sigkill_give_the_result_of_a_clean_run(deployment):
     deployment.wait_processed()
     assert_matches_model(deployment, messages)
     assert any(r["reason"] == "merge_refused" for r in deployment.rejections())
+
+
+def test_one_worker_command_runs_a_process_per_core_and_restarts_a_lost_one(deployment):
+    """IDENTITY_STREAM_PROCESSES=2: two group members, each with its own data dir and port; one
+    SIGKILLed is restarted by the command, and the result is a clean run's."""
+    messages = generate(WorkloadSpec(people=200, seed=8, junk_rate=0.02))
+    half = len(messages) // 2
+    worker = deployment.start_worker(processes=2)
+    deployment.publish(messages[:half])
+    deployment.wait_processed()
+    root = deployment.data_dir("worker-1")
+    for n in (0, 1):  # both members were given table partitions
+        assert any((root / f"process-{n}" / "v1" / "tables").glob("profile-state-*.db"))
+    assert len(worker.ports()) == 2 and deployment.counters()["in"] > 0  # both answer
+
+    children = _children(worker.process.pid)
+    assert len(children) == 2
+    os.kill(children[1], signal.SIGKILL)
+    deployment.publish(messages[half:])
+    deployment.wait_processed()
+    assert_matches_model(deployment, messages)
+    assert "restarting it" in worker.log_text()
+    assert len(_children(worker.process.pid)) == 2
+
+    worker.stop()  # SIGTERM to the command stops every process cleanly
+    assert worker.process.returncode == 0
+    assert _children(worker.process.pid) == []
+
+
+def _children(pid):
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
 
 
 def _wait_until_partly_processed(deployment, timeout=60.0):

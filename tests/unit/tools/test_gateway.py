@@ -18,7 +18,7 @@ from streams.runtime.delivery import Outbox
 from streams.runtime.settings import Settings
 from streams.tools.gateway import Gateway, GatewaySettings
 from streams.tools.gateway_auth import Credential, Keys, RateLimiter, Workspace, credential
-from streams.tools.harness import _free_port
+from streams.tools.harness import free_ports
 from topology.avro import IDENTIFY_EVENT
 
 KEY = "we-key"
@@ -81,7 +81,7 @@ def serve(scenario, sink=None, keys=KEYS, worker=None, health=healthy, **options
 
     async def main():
         # no worker listens on a port just freed, unless the test starts a fake one there
-        settings = Settings(topic_prefix="t.", api_token="tok", web_port=_free_port())
+        settings = Settings(topic_prefix="t.", api_token="tok", web_port=free_ports())
         worker_server = None
         if worker is not None:
             worker_server = TestServer(worker)
