@@ -17,12 +17,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
 import orjson
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 from faust.types import EventT
 
 from streams.rules.outcomes import BROADCAST, Emit, Source, coalesce
@@ -33,6 +34,7 @@ from streams.runtime.changelogs import Changelogs
 from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
 from streams.runtime.faust_internals import current_event
+from streams.runtime.intake import Intake, Route
 from streams.runtime.output_encoding import Encode
 from streams.runtime.rerendering import Rerendering
 from streams.runtime.writer_schemas import WriterSchemas
@@ -42,7 +44,6 @@ from topology.topics import Topology, partition_for
 logger = logging.getLogger(__name__)
 
 Handle = Callable[[EventT], list[Emit]]
-Prepare = Callable[[list[EventT]], Awaitable[None]]
 ApplyFirsts = Callable[[list[tuple[str, Any]]], None]
 
 
@@ -60,6 +61,8 @@ class Pipeline:
     counters: Counters
     handled: HandledOffsets
     outbox: Outbox
+    kafka_config: dict[str, str]  # the input's librdkafka consumer (streams.runtime.intake)
+    commit_interval_s: float  # of the input's offsets
     changelogs: Changelogs  # the tables' changelog records, sent with each batch's outputs
     batch_size: int
     batch_wait_s: float
@@ -75,9 +78,22 @@ class Pipeline:
         self._stage_inputs = {stage.input for stage in self.stages}
 
     def install(self, app: faust.App, tables: dict[str, faust.Table]) -> None:
-        """One agent per stage, reading the stage's input topic as raw bytes."""
+        """One agent per keyed stage, reading the stage's input topic as raw bytes; the
+        stateless stage on the input reads it through librdkafka (streams.runtime.intake)."""
         for stage in self.stages:
             spec = self.topology.stream(stage.input)
+            if stage.table is None:
+                Intake(
+                    app,
+                    spec.name,
+                    self.kafka_config,
+                    self.batch_size,
+                    self.batch_wait_s,
+                    self.commit_interval_s,
+                    self._routing(stage),
+                    self.handled,
+                ).install()
+                continue
             topic = app.topic(
                 spec.name,
                 partitions=spec.partitions,
@@ -87,14 +103,9 @@ class Pipeline:
             )
             rerendering = None
             if stage.rerender is not None:
-                assert stage.table is not None
                 rerendering = Rerendering(stage, tables[stage.table.name], self.policies)
                 self.rerenderings.append(rerendering)
-            if stage.table is None:
-                handle, prepare = self._routing(stage), self._resolve_writer_schemas
-            else:
-                handle, prepare = self._keyed(stage, tables, rerendering), None
-            agent = self._batches(handle, prepare, rerendering)
+            agent = self._batches(self._keyed(stage, tables, rerendering), rerendering)
             app.agent(topic, name=stage.name, concurrency=1)(agent)
 
     def _account(self, stepped: Stepped) -> None:
@@ -103,37 +114,37 @@ class Pipeline:
         else:
             self.counters.count_refusals(stepped.emits)
 
-    def _routing(self, stage: StageSpec) -> Handle:
-        """A stateless stage on the input: one raw message in, its decisions out.
+    def _routing(self, stage: StageSpec) -> Route:
+        """A stateless stage on the input: raw messages in, their decisions out, sent.
 
-        The rules read Confluent-framed input with the writer schemas that
-        ``_resolve_writer_schemas`` fetched for the batch beforehand.
+        The rules read Confluent-framed input with the writer schemas fetched for the batch
+        beforehand (a registry that fails holds the batch, see streams.runtime.writer_schemas).
         """
         policies = self.policies
         if self.writer_schemas is not None:
             inputs = replace(policies.inputs, writer_schemas=self.writer_schemas.known)
             policies = replace(policies, inputs=inputs)
 
-        def handle(event: EventT) -> list[Emit]:
-            message = event.message
-            arrival = None
-            if message.timestamp:
-                self.counters.observe_input_lag(time.time() - message.timestamp)
-                arrival = round(message.timestamp * 1000)
-            source = Source(message.topic, message.partition, message.offset, arrival)
-            stepped = stage.step(message.value, source, policies, _now())
-            self._account(stepped)
-            if stepped.firsts:
-                self.apply_firsts(list(stepped.firsts))
-            return stepped.emits
+        async def route(messages: list[Message]) -> None:
+            await self._types_decided()
+            if self.writer_schemas is not None:
+                await self.writer_schemas.resolve(message.value() for message in messages)
+            emits: list[Emit] = []
+            now = _now()
+            for message in messages:
+                kind, timestamp = message.timestamp()
+                arrival = timestamp if kind != TIMESTAMP_NOT_AVAILABLE else None
+                if arrival is not None:
+                    self.counters.observe_input_lag((now - arrival) / 1000)
+                source = Source(message.topic(), message.partition(), message.offset(), arrival)
+                stepped = stage.step(message.value(), source, policies, now)
+                self._account(stepped)
+                if stepped.firsts:
+                    self.apply_firsts(list(stepped.firsts))
+                emits += stepped.emits
+            await self._send(emits)
 
-        return handle
-
-    async def _resolve_writer_schemas(self, batch: list[EventT]) -> None:
-        """Before a batch is routed: the registry's schemas of its Confluent-framed messages
-        (a registry that fails holds the batch, see streams.runtime.writer_schemas)."""
-        if self.writer_schemas is not None:
-            await self.writer_schemas.resolve(event.message.value for event in batch)
+        return route
 
     def _keyed(
         self,
@@ -171,23 +182,23 @@ class Pipeline:
 
         return handle
 
+    async def _types_decided(self) -> None:
+        """Nothing is handled before the worker knows the custom attribute types decided so far."""
+        while not self.types_ready.is_set():
+            try:
+                await asyncio.wait_for(self.types_ready.wait(), timeout=10)
+            except TimeoutError:
+                logger.warning("still waiting for the attribute-firsts reader")
+
     def _batches(
-        self, handle: Handle, prepare: Prepare | None, rerendering: Rerendering | None
+        self, handle: Handle, rerendering: Rerendering | None
     ) -> Callable[..., AsyncIterator[None]]:
-        """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``,
-        each first given to ``prepare`` (it may wait: nothing of the batch is handled before).
-        Nothing is handled before the worker knows the custom attribute types decided so far."""
+        """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``."""
 
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             batch: list[EventT]
             async for batch in stream.take_events(self.batch_size, self.batch_wait_s):
-                while not self.types_ready.is_set():
-                    try:
-                        await asyncio.wait_for(self.types_ready.wait(), timeout=10)
-                    except TimeoutError:
-                        logger.warning("still waiting for the attribute-firsts reader")
-                if prepare is not None:
-                    await prepare(batch)
+                await self._types_decided()
                 emits: list[Emit] = []
                 for event in batch:
                     with current_event(event):

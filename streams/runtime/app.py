@@ -103,11 +103,6 @@ def build_app(settings: Settings) -> faust.App:
     _serve_counters(app, counters)
     outbox = Outbox(settings.kafka_config(), linger_ms=5)
 
-    @app.on_before_shutdown.connect
-    def close_outbox(sender: faust.App, **kwargs: Any) -> None:
-        """After the consumer's last commit; every batch has awaited its outputs by then."""
-        outbox.close()
-
     tables = {
         spec.name: app.Table(
             spec.name,
@@ -134,6 +129,8 @@ def build_app(settings: Settings) -> faust.App:
         counters=counters,
         handled=handled,
         outbox=outbox,
+        kafka_config=settings.kafka_config(),
+        commit_interval_s=settings.commit_interval_s,
         changelogs=changelogs,
         batch_size=settings.batch_size,
         batch_wait_s=settings.batch_wait_s,
@@ -143,6 +140,12 @@ def build_app(settings: Settings) -> faust.App:
         writer_schemas=writer_schemas.for_settings(settings.schema_registry, counters.registry),
     )
     pipeline.install(app, tables)
+
+    @app.on_before_shutdown.connect
+    def close_outbox(sender: faust.App, **kwargs: Any) -> None:
+        """After the consumer's last commit and the input's (connected before this): every batch
+        has awaited its outputs by then."""
+        outbox.close()
 
     @app.task
     async def read_attribute_firsts() -> None:

@@ -44,10 +44,14 @@ class HandledOffsets:
 
     def mark(self, message: Message) -> None:
         """``message`` is handled: its table writes are made and its outputs sent."""
-        mark = (message.generation_id, message.offset)
+        self.mark_offset(message.tp, message.generation_id, message.offset)
+
+    def mark_offset(self, tp: TP, generation: int, offset: int) -> None:
+        """The message at ``offset`` of ``tp`` is handled (read in ``generation``)."""
+        mark = (generation, offset)
         # generations only grow: a late message of an older one says nothing about this one
-        if mark > self._high.get(message.tp, (-1, -1)):
-            self._high[message.tp] = mark
+        if mark > self._high.get(tp, (-1, -1)):
+            self._high[tp] = mark
 
     def limit(self, tp: TP, generation: int) -> int | None:
         """The highest offset that may be committed for ``tp`` (None: nothing may be)."""

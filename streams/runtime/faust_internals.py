@@ -21,6 +21,7 @@ import importlib.metadata
 import inspect
 import logging
 import os
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -106,6 +107,53 @@ def limit_fetch_wait(max_wait_ms: int) -> None:
             super().__init__(*args, **kwargs)
 
     aiokafka_driver.aiokafka.AIOKafkaConsumer = BoundedWaitConsumer
+
+
+_read_elsewhere: set[str] = set()  # topics faust is assigned but never fetches (never_fetch)
+
+
+def never_fetch(topic: str) -> None:
+    """Keep faust from ever handing out messages of ``topic``, while its group still assigns
+    the topic's partitions (and so decides which worker reads them, elsewhere).
+
+    faust fetches the partitions it holds "active": all assigned ones, less those it paused
+    (during recovery), and it resumes them all once recovery ends. So both ways into that set
+    leave ``topic`` out, and faust's liveness check, which would report the partitions as never
+    fetched, skips them. aiokafka may still prefetch one buffer per partition; it is never read.
+    """
+    _read_elsewhere.add(topic)
+    if getattr(Consumer, "identity_stream_never_fetch", False):
+        return
+    set_active, resume, verify = (
+        Consumer._set_active_tps,
+        Consumer.resume_partitions,
+        Consumer.verify_all_partitions_active,
+    )
+
+    def _set_active_tps(self: Consumer, tps: set[TP]) -> set[TP]:
+        return set_active(self, {tp for tp in tps if tp.topic not in _read_elsewhere})
+
+    def resume_partitions(self: Consumer, tps: Any) -> None:
+        resume(self, [tp for tp in tps if tp.topic not in _read_elsewhere])
+
+    async def verify_all_partitions_active(self: Consumer) -> None:
+        now = time.monotonic()
+        for tp in self.assignment():
+            await self.sleep(0)
+            if not self.should_stop and tp.topic not in _read_elsewhere:
+                self.verify_event_path(now, tp)
+
+    assert verify is not None  # replaced below; check() verifies it exists
+    Consumer._set_active_tps = _set_active_tps  # type: ignore[method-assign]
+    Consumer.resume_partitions = resume_partitions  # type: ignore[method-assign]
+    Consumer.verify_all_partitions_active = verify_all_partitions_active  # type: ignore[method-assign]
+    Consumer.identity_stream_never_fetch = True  # type: ignore[attr-defined]
+
+
+async def commit_offsets(consumer: Consumer, offsets: dict[TP, int]) -> bool:
+    """Commit ``offsets`` in faust's group, as faust commits its own (those of partitions no
+    longer assigned are discarded; faust's committed-offset bookkeeping follows)."""
+    return await consumer._commit_offsets(offsets)
 
 
 def install_commit_point(commit_point: NewOffset) -> None:
@@ -246,6 +294,16 @@ def _missing_internals() -> list[str]:
             for name in ("_db_for_partition", "_visible_items", "_decode_value")
         ),
         "app.tables.recovery.completed": hasattr(getattr(tables, "recovery", None), "completed"),
+        "Consumer._set_active_tps, resume_partitions, verify_all_partitions_active, "
+        "_commit_offsets": all(
+            hasattr(Consumer, name)
+            for name in (
+                "_set_active_tps",
+                "resume_partitions",
+                "verify_all_partitions_active",
+                "_commit_offsets",
+            )
+        ),
     }
     for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
         present[f"Consumer().{name}"] = hasattr(consumer, name)

@@ -1,0 +1,208 @@
+"""The input topic, read through librdkafka; faust's consumer group still decides who reads what.
+
+faust's consumer path costs ~130 us per message before any work is done (its fetch loop, stream
+bookkeeping, acks): on the input, one message per event, that alone capped a worker at ~7,000
+events/s (the inner hops carry envelopes, many records a message, and stay with faust). The
+routing stage is stateless, so its input needs nothing faust adds (tables, changelogs,
+recovery), only an owner per partition and committed offsets, and both stay faust's:
+
+* faust's group subscribes to the topic, so its assignor gives each worker its input partitions
+  (and ``kafka-consumer-groups --describe`` shows their owners and lag), but faust never fetches
+  them (``faust_internals.never_fetch``);
+* a librdkafka consumer on a thread of its own is assigned those partitions by hand, at the
+  group's committed offsets (it never joins the group), and hands batches to the event loop;
+* each batch is routed there and its outputs awaited (``Outbox``); only then do its offsets
+  count as done, and they are committed every ``commit_interval_s`` through faust's consumer,
+  in faust's group: at least once, as before;
+* when the group takes partitions away, their queued batches are dropped, the batch in flight
+  is finished and their offsets committed before faust lets them go; on shutdown the same for
+  all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import faust
+from confluent_kafka import OFFSET_STORED, Consumer, Message, TopicPartition
+from faust.types import TP
+
+from streams.runtime import faust_internals
+from streams.runtime.commit_guard import HandledOffsets
+from streams.runtime.watchdog import EXIT_STALLED
+
+logger = logging.getLogger(__name__)
+
+Route = Callable[[list[Message]], Awaitable[None]]  # returns once the batch's outputs are out
+QUEUED_BATCHES = 2  # read ahead of routing, at most
+
+
+class Intake:
+    """The input partitions this worker is given, read and routed (module docstring)."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        topic: str,
+        kafka_config: dict[str, str],
+        batch_size: int,
+        batch_wait_s: float,
+        commit_interval_s: float,
+        route: Route,
+        handled: HandledOffsets,
+    ) -> None:
+        self._app = app
+        self._topic = topic
+        self._config = {
+            **kafka_config,
+            "group.id": app.conf.id,  # reads the group's committed offsets; never joins it
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": max(1, int(batch_wait_s * 1000)),
+        }
+        self._batch_size = batch_size
+        self._batch_wait_s = batch_wait_s
+        self._commit_interval_s = commit_interval_s
+        self._route = route
+        self._handled = handled
+        self._epoch = 0  # one per assignment: batches read under another are dropped
+        self._assigned: set[int] = set()
+        self._generation = -1
+        self._done: dict[int, int] = {}  # partition -> the next offset to read (routed before)
+        self._committed: dict[int, int] = {}
+        self._assignments: queue.SimpleQueue[tuple[int, list[int]]] = queue.SimpleQueue()
+        self._batches: asyncio.Queue[tuple[int, list[Message]]] = asyncio.Queue(QUEUED_BATCHES)
+        self._routing = asyncio.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def install(self) -> None:
+        """Subscribe faust's group to the topic (faust never fetches it) and follow its
+        assignments; run the reader, the router and the commits with the App."""
+        faust_internals.never_fetch(self._topic)
+        self._app.topics.add(self._app.topic(self._topic, internal=False))
+        self._app.on_partitions_revoked.connect(self._on_revoked)
+        self._app.on_partitions_assigned.connect(self._on_assigned)
+        self._app.on_before_shutdown.connect(self._on_shutdown)
+        self._app.task(self._run)
+
+    # -- the event loop's side
+
+    async def _run(self) -> None:
+        """Route batches as they come; commit what is done every ``commit_interval_s``."""
+        loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._read, args=(loop,), name="intake", daemon=True)
+        self._thread.start()
+        committing = asyncio.ensure_future(self._commit_periodically())
+        try:
+            while True:
+                epoch, messages = await self._batches.get()
+                async with self._routing:
+                    if epoch == self._epoch:
+                        await self._route_batch(messages)
+        finally:
+            committing.cancel()
+
+    async def _route_batch(self, messages: list[Message]) -> None:
+        try:
+            await self._route(messages)
+        except Exception:  # the rules refuse bad input; anything else is a bug: restart
+            logger.exception("routing failed; exiting (code %d)", EXIT_STALLED)
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+        for message in messages:
+            partition, offset = message.partition(), message.offset()
+            if offset + 1 > self._done.get(partition, -1):
+                self._done[partition] = offset + 1
+        for partition, offset in self._done.items():
+            self._handled.mark_offset(TP(self._topic, partition), self._generation, offset - 1)
+
+    async def _commit_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self._commit_interval_s)
+            await self._commit(set(self._assigned))
+
+    async def _commit(self, partitions: set[int]) -> None:
+        offsets = {
+            TP(self._topic, p): self._done[p]
+            for p in partitions
+            if p in self._done and self._done[p] != self._committed.get(p)
+        }
+        if not offsets:
+            return
+        try:
+            committed = await faust_internals.commit_offsets(self._app.consumer, offsets)
+        except Exception as exc:  # a rebalance under way: the revocation commits them
+            logger.info("input offsets not committed now (%r)", exc)
+            return
+        if committed:
+            for tp, offset in offsets.items():
+                self._committed[tp.partition] = offset
+
+    def _assign(self, partitions: set[int]) -> None:
+        self._epoch += 1
+        self._assigned = partitions
+        self._assignments.put((self._epoch, sorted(partitions)))
+
+    async def _on_assigned(self, sender: faust.App, assigned: set[TP], **kwargs: Any) -> None:
+        self._generation = self._app.consumer_generation_id
+        self._assign({tp.partition for tp in assigned if tp.topic == self._topic})
+
+    async def _on_revoked(self, sender: faust.App, revoked: set[TP], **kwargs: Any) -> None:
+        gone = {tp.partition for tp in revoked if tp.topic == self._topic} & self._assigned
+        if gone:
+            await self._let_go(gone)
+
+    async def _on_shutdown(self, sender: faust.App, **kwargs: Any) -> None:
+        await self._let_go(set(self._assigned))
+        self._stopping.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 10)
+
+    async def _let_go(self, partitions: set[int]) -> None:
+        """Stop reading ``partitions``, finish the batch in flight, commit them, forget them."""
+        self._assign(self._assigned - partitions)  # their queued batches are dropped
+        async with self._routing:  # the batch in flight, if any, is done
+            await self._commit(partitions)
+        for partition in partitions:
+            self._done.pop(partition, None)
+            self._committed.pop(partition, None)
+
+    # -- the reader thread
+
+    def _read(self, loop: asyncio.AbstractEventLoop) -> None:
+        consumer = Consumer(self._config)
+        epoch, assigned = 0, []
+        try:
+            while not self._stopping.is_set():
+                while not self._assignments.empty():
+                    epoch, assigned = self._assignments.get()
+                    consumer.assign(
+                        [TopicPartition(self._topic, p, OFFSET_STORED) for p in assigned]
+                    )
+                if not assigned:
+                    self._stopping.wait(0.05)
+                    continue
+                messages = []
+                for message in consumer.consume(self._batch_size, self._batch_wait_s):
+                    if message.error() is None:
+                        messages.append(message)
+                    else:
+                        logger.warning("input: %s", message.error())
+                if messages:  # waits while QUEUED_BATCHES are waiting: back-pressure
+                    asyncio.run_coroutine_threadsafe(
+                        self._batches.put((epoch, messages)), loop
+                    ).result()
+        except Exception:  # the worker cannot read its input: have it restarted
+            logger.exception("input reader failed; exiting (code %d)", EXIT_STALLED)
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
+        finally:
+            consumer.close()
