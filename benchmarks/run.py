@@ -5,7 +5,8 @@ One run on the real broker (yours if KAFKA_BOOTSTRAP_SERVERS is set, else the lo
 1. throughput - a seeded workload is published at once; the clock runs from the first produce
    until every stage has committed everything (so every output is on its topic);
 2. latency - probe identify calls (a new device logging in, the costliest path) are published
-   one at a time at low load; latency is produce -> the probe's profile read from `profiles`;
+   one at a time while another workload is published at half the throughput just measured;
+   latency is produce -> the probe's profile read from `profiles`;
 3. memory and disk - the worker's peak RSS (VmHWM) and its RocksDB directory;
 4. recovery - the profile table is grown to ``--recovery-profiles`` with copies of the run's
    own profiles (benchmarks.recovery), then the worker restarts on an empty data dir and
@@ -26,16 +27,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import threading
 import time
 import uuid
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from benchmarks.ceiling import pass_through
 from benchmarks.charts import bench_chart
@@ -45,9 +48,10 @@ from benchmarks.hot_profile import measure as measure_hot_profile
 from benchmarks.recovery import grow_profiles
 from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
+from streams.tools.publisher import producer_config
 from streams.tools.workload import WorkloadSpec, generate
 from topology.admin import delete_topics, ensure_topics
-from topology.avro import PROFILE
+from topology.avro import IDENTIFY_EVENT, PROFILE
 from topology.topics import TopicSpec
 
 RESULTS = Path("benchmarks/results")
@@ -66,6 +70,30 @@ def peak_rss_mib(pid: int) -> float:
 
 def rss_mib(pid: int) -> float:
     return _status_mib(pid, "VmRSS")
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a worker command's processes, streams.runtime.processes)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        children = Path(f"/proc/{current}/task/{current}/children")
+        if children.exists():
+            todo += [int(child) for child in children.read_text().split()]
+    return tree
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of ``pids`` so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat")
+        if stat.exists():  # a process restarted meanwhile is not counted
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def dir_mib(path: Path) -> float:
@@ -120,10 +148,39 @@ class ProfileTail:
         self._consumer.close()
 
 
-def measure_latency(deployment: Deployment, probes: int, gap_s: float) -> list[float]:
+def measure_latency(
+    deployment: Deployment,
+    probes: int,
+    gap_s: float,
+    load: list[tuple[str | None, Any]],
+    rate: float,
+) -> list[float]:
+    """Produce -> profile on ``profiles`` of ``probes`` logins of new devices, one every
+    ``gap_s``, while ``load`` is published at ``rate`` events/s. One producer, no linger: the
+    clock starts when a probe is handed to it."""
     tail = ProfileTail(deployment.kafka_config, deployment.topology.profiles.name)
+    topic = deployment.topology.identify_events.name
+    producer = Producer({**producer_config(deployment.kafka_config), "linger.ms": 0})
     sent: dict[str, float] = {}
+    probing = threading.Event()
+    probing.set()
+
+    def background() -> None:
+        started = time.monotonic()
+        for n, (key, value) in enumerate(load):
+            if not probing.is_set():
+                return
+            due = started + n / rate
+            if due > time.monotonic():
+                time.sleep(due - time.monotonic())
+            payload = value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value)
+            producer.produce(topic, payload, key)
+            producer.poll(0)
+
+    loader = threading.Thread(target=background, daemon=True)
     try:
+        loader.start()
+        time.sleep(1.0)  # the load is flowing
         for n in range(probes):
             user = f"probe-{n}"
             record = {
@@ -135,12 +192,17 @@ def measure_latency(deployment: Deployment, probes: int, gap_s: float) -> list[f
                 "set": {"email": f"{user}@example.com"},
             }
             sent[user] = time.monotonic()
-            deployment.publish([(user, record)])
+            producer.produce(topic, IDENTIFY_EVENT.encode(record), user)
+            producer.poll(0)
             time.sleep(gap_s)
+        probing.clear()
+        loader.join()
+        producer.flush(60)
         deadline = time.monotonic() + 60
         while len(tail.seen) < probes and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
+        probing.clear()
         tail.close()
     return sorted((tail.seen[u] - sent[u]) * 1000 for u in sent if u in tail.seen)
 
@@ -165,11 +227,14 @@ def run(args: argparse.Namespace, worker_count: int) -> dict[str, Any]:
         )
         deployment = Deployment(settings, Path(".data") / f"bench-{run_id}").create_topics()
         stack.callback(deployment.destroy)
-        workers = [deployment.start_worker(f"worker-{n + 1}") for n in range(worker_count)]
-
+        worker = deployment.start_worker("worker-1", processes=worker_count)
+        assert worker.process is not None
+        processes = process_tree(worker.process.pid)
         print(
-            f"throughput: {len(events)} events from {spec.people} people, {worker_count} worker(s)"
+            f"throughput: {len(events)} events from {spec.people} people, "
+            f"{worker_count} worker process(es)"
         )
+        cpu_before = cpu_s(processes)
         started = time.monotonic()
         deployment.publish(events, len(events), progress=True)
         done_at: list[float] = []
@@ -183,11 +248,15 @@ def run(args: argparse.Namespace, worker_count: int) -> dict[str, Any]:
         deployment.wait_processed(timeout=1800, on_poll=note)
         elapsed = done_at[0] - started
         throughput = len(events) / elapsed
+        cpu_ms_per_event = (cpu_s(processes) - cpu_before) * 1000 / len(events)
 
-        print(f"latency: {args.probes} probes ...")
-        latencies = measure_latency(deployment, args.probes, args.probe_gap)
-        rss = max(peak_rss_mib(w.process.pid) for w in workers)  # type: ignore[union-attr]
-        rocksdb = sum(dir_mib(deployment.data_dir(f"worker-{n + 1}")) for n in range(worker_count))
+        rate = throughput / 2
+        load = generate(replace(spec, seed=spec.seed + 1))
+        print(f"latency: {args.probes} probes under a load of {rate:,.0f} events/s ...")
+        latencies = measure_latency(deployment, args.probes, args.probe_gap, load, rate)
+        deployment.wait_processed(timeout=600)
+        rss = max(peak_rss_mib(pid) for pid in processes)
+        rocksdb = dir_mib(deployment.data_dir("worker-1"))
 
         deployment.stop_workers()
         profiles = grow_profiles(
@@ -196,8 +265,7 @@ def run(args: argparse.Namespace, worker_count: int) -> dict[str, Any]:
             args.recovery_profiles,
         )
         print(f"recovery: one worker restarts on an empty data dir ({profiles:,} profiles) ...")
-        for n in range(worker_count):
-            shutil.rmtree(deployment.data_dir(f"worker-{n + 1}"))
+        shutil.rmtree(deployment.data_dir("worker-1"))
         changelogs = [t.name for t in settings.topology().all() if t.name.endswith("-changelog")]
         restored = _topic_records(deployment.kafka_config, changelogs)
         restart = time.monotonic()
@@ -225,6 +293,7 @@ def run(args: argparse.Namespace, worker_count: int) -> dict[str, Any]:
             "workers": worker_count,
         },
         "throughput_events_per_s": round(throughput, 1),
+        "cpu_ms_per_event": round(cpu_ms_per_event, 3),  # all worker processes, while processing
         "end_to_end_s": round(elapsed, 2),
         "latency_ms": {
             "probes": len(latencies),
@@ -285,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     chart = bench_chart(runs, args.output.with_suffix(".png"))
     rows = [
-        ("workers", lambda r: r["workload"]["workers"]),
+        ("worker processes", lambda r: r["workload"]["workers"]),
         ("events", lambda r: f"{r['workload']['events']:,}"),
         ("end-to-end throughput", lambda r: f"{r['throughput_events_per_s']:,} events/s"),
         ("pass-through ceiling", lambda r: f"{r['ceiling_events_per_s']:,} events/s"),
@@ -294,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
             "latency p50 / p99",
             lambda r: f"{r['latency_ms']['p50']} / {r['latency_ms']['p99']} ms",
         ),
+        ("CPU per event", lambda r: f"{r['cpu_ms_per_event']} ms"),
         ("worker peak RSS", lambda r: f"{r['worker_peak_rss_mib']} MiB"),
         ("RocksDB on disk", lambda r: f"{r['rocksdb_mib']} MiB"),
         (

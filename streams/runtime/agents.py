@@ -1,10 +1,12 @@
-"""One faust agent per declared stage (topology.stages), built here and nowhere else.
+"""The declared stages (topology.stages) made runnable, here and nowhere else: one faust agent
+per keyed stage, the librdkafka intake for the stateless stage on the input.
 
-Every agent is the same machine around a different pure step: take what is waiting in batches,
-make each message current while its records touch the stage's table, write each changed key
-once per message, send the batch's outputs together (records for the next stage in one envelope
-per partition), await the broker, then mark the batch handled for the commit guard. So adding or
-removing a stage is a change to the declaration and its rule, never to this module.
+Every keyed agent is the same machine around a different pure step: take what is waiting in
+batches, apply each message's records to the stage's table in the message's partition, write
+each changed key once per message, send the batch's outputs together (records for the next stage
+in one envelope per partition) with the changelog records of its writes, await the broker, then
+mark the batch handled for the commit guard. So adding or removing a stage is a change to the
+declaration and its rule, never to this module.
 
 At-least-once: faust acks a batch only after the body has run, the body returns only once the
 broker has the batch's outputs (streams.runtime.delivery), and no commit passes a message not
@@ -30,10 +32,9 @@ from streams.rules.outcomes import BROADCAST, Emit, Source, coalesce
 from streams.rules.steps import Policies, Stepped
 from streams.runtime import envelopes
 from streams.runtime.accounting import Counters
-from streams.runtime.changelogs import Changelogs
+from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
-from streams.runtime.faust_internals import current_event
 from streams.runtime.intake import Intake, Route
 from streams.runtime.output_encoding import Encode
 from streams.runtime.rerendering import Rerendering
@@ -77,7 +78,7 @@ class Pipeline:
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
 
-    def install(self, app: faust.App, tables: dict[str, faust.Table]) -> None:
+    def install(self, app: faust.App, tables: dict[str, ChangelogTable]) -> None:
         """One agent per keyed stage, reading the stage's input topic as raw bytes; the
         stateless stage on the input reads it through librdkafka (streams.runtime.intake)."""
         for stage in self.stages:
@@ -149,7 +150,7 @@ class Pipeline:
     def _keyed(
         self,
         stage: StageSpec,
-        tables: dict[str, faust.Table],
+        tables: dict[str, ChangelogTable],
         rerendering: Rerendering | None,
     ) -> Handle:
         """A keyed stage: its records' table partition is the one of the envelope's message."""
@@ -161,9 +162,9 @@ class Pipeline:
             # one store write and one changelog record instead of one per update.
             changed: dict[str, Any] = {}
             emits: list[Emit] = []
-            offset = event.message.offset
+            offset, partition = event.message.offset, event.message.partition
             for index, (key, value) in enumerate(envelopes.unseal(event.value)):
-                before = changed[key] if key in changed else table.get(key)
+                before = changed[key] if key in changed else table.read(partition, key)
                 stepped = stage.step(before, key, value, (offset, index), self.policies, _now())
                 if stepped.state != before:
                     changed[key] = stepped.state
@@ -171,13 +172,10 @@ class Pipeline:
                 if stepped.firsts:
                     self.apply_firsts(list(stepped.firsts))
                 if rerendering is not None:
-                    rerendering.note(event.message.partition, stepped.renders)
+                    rerendering.note(partition, stepped.renders)
                 emits += stepped.emits
             for key, state in changed.items():
-                if state is None:
-                    table.pop(key, None)
-                else:
-                    table[key] = state
+                table.write(partition, key, state)
             return emits
 
         return handle
@@ -201,8 +199,7 @@ class Pipeline:
                 await self._types_decided()
                 emits: list[Emit] = []
                 for event in batch:
-                    with current_event(event):
-                        emits += handle(event)
+                    emits += handle(event)
                 if rerendering is not None:
                     again = rerendering.catch_up(batch)
                     self.counters.count_refusals(again)

@@ -1,15 +1,20 @@
-"""Table changelog records, sent with a batch's outputs through librdkafka.
+"""Table writes straight into a partition's RocksDB, their changelog records sent with a batch's
+outputs through librdkafka.
 
-faust sends a changelog record for every table write through its own producer path (``send_soon``,
-its codec registry, a future per record, aiokafka's record batches in Python) and writes each
-record's offset to RocksDB in the delivery callback: per event, up to three such writes. Here a
-table write only appends its record to the batch's pending records; the batch hands them to the
-``Outbox`` with its outputs and awaits them too, so a commit still never passes a state change
-that is not on its changelog. Then, once per changelog partition, the highest offset delivered
-is stored where faust's recovery reads it (``set_persisted_offset``, the same call faust makes).
+faust writes a table through the "current event" (a context variable naming the partition),
+its codec registry and a key index, and sends a changelog record for every write through its
+own producer path (``send_soon``, a future per record, aiokafka's record batches in Python),
+writing each record's offset to RocksDB in the delivery callback: per event, up to three such
+writes. A stage knows the partition of each message it handles, so here a write encodes the key
+and value once (JSON, as faust's codecs do), puts them into that partition's database and
+appends the same bytes as its changelog record to the batch's pending records; the batch hands
+them to the ``Outbox`` with its outputs and awaits them too, so a commit still never passes a
+state change that is not on its changelog. Then, once per changelog partition, the highest
+offset delivered is stored where faust's recovery reads it (``set_persisted_offset``, the same
+call faust makes).
 
-The records are the ones faust would send: the same topic and partition (the current event's),
-keys and values JSON like the table's codecs, tombstones for deletions. Recovery and standbys
+The records are the ones faust would send: the same topic and partition (the message's), keys
+and values JSON like the table's codecs, tombstones for deletions. Recovery and standbys
 read them with faust's own code, unchanged.
 """
 
@@ -24,6 +29,7 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
 from streams.runtime.delivery import Record
+from streams.runtime.faust_internals import partition_db
 from streams.runtime.restore import OnRestored, RestoringStore
 
 # faust's JSON codec (faust.utils.json with orjson) writes with these options
@@ -31,8 +37,9 @@ _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
 
 class ChangelogTable(faust.Table):
-    """A table whose writes leave their changelog records in ``pending`` (module docstring), and
-    whose RocksDB partitions restore themselves through librdkafka (``RestoringStore``).
+    """A table the stages read and write by partition, each write leaving its changelog record
+    in ``pending`` (module docstring); its RocksDB partitions restore themselves through
+    librdkafka (``RestoringStore``).
 
     Created by ``faust.App(Table=ChangelogTable)``; ``Changelogs`` gives it ``pending`` (shared
     by all tables of a worker; the agents send and clear it with each batch), the Kafka settings
@@ -42,6 +49,21 @@ class ChangelogTable(faust.Table):
     pending: list[Record]
     kafka_config: dict[str, str]
     on_restored: OnRestored
+
+    def read(self, partition: int, key: str) -> Any:
+        """The value of ``key`` in ``partition`` (None: none)."""
+        raw = partition_db(self, partition).get(_json(key))
+        return None if raw is None else orjson.loads(raw)
+
+    def write(self, partition: int, key: str, value: Any) -> None:
+        """Set ``key`` in ``partition`` (None: delete it), and note its changelog record."""
+        db, raw_key = partition_db(self, partition), _json(key)
+        raw = None if value is None else _json(value)
+        if raw is None:
+            db.delete(raw_key)
+        else:
+            db.put(raw_key, raw)
+        self.pending.append(Record(self.changelog_topic_name, raw_key, raw, partition))
 
     def _new_store_by_url(self, url: Any) -> Any:
         """faust's store for ``url``; for RocksDB (the App's ``store="rocksdb://"``) the
@@ -64,30 +86,9 @@ class ChangelogTable(faust.Table):
         store.on_restored = self.on_restored
         return store
 
-    def on_key_set(self, key: Any, value: Any) -> None:
-        self.pending.append(
-            Record(
-                self.changelog_topic_name,
-                orjson.dumps(key, option=_JSON_OPTIONS),
-                orjson.dumps(value, option=_JSON_OPTIONS),
-                self._partition(key),
-            )
-        )
 
-    def on_key_del(self, key: Any) -> None:
-        self.pending.append(
-            Record(
-                self.changelog_topic_name,
-                orjson.dumps(key, option=_JSON_OPTIONS),
-                None,
-                self._partition(key),
-            )
-        )
-
-    def _partition(self, key: Any) -> int:
-        partition = self.partition_for_key(key)  # the current event's
-        assert partition is not None, "tables are written in their event's partition"
-        return partition
+def _json(value: Any) -> bytes:
+    return orjson.dumps(value, option=_JSON_OPTIONS)
 
 
 class Changelogs:

@@ -1,9 +1,10 @@
 """Every use of faust-streaming's private API, in one place, checked at start-up.
 
-The runtime needs a few things faust does not offer publicly: making a batch's message the
-"current event" its tables write for, the router's table metadata, a table's open RocksDB
-partitions, the consumer's commit decision and the bookkeeping behind it, the offset a
-partition was seeked to, whether table recovery has finished. Each is a function here, so a
+The runtime needs a few things faust does not offer publicly: a table partition's RocksDB
+database, the router's table metadata, a table's open RocksDB partitions, the consumer's commit
+decision and the bookkeeping behind it, the offset a partition was seeked to, whether table
+recovery has finished, committing offsets of its choosing, and a topic faust is assigned but
+never fetches. Each is a function here, so a
 faust upgrade that moves one breaks one module and one set of tests
 (tests/unit/runtime/test_faust_internals.py), and ``check`` refuses to start on a
 faust-streaming release these were not verified on.
@@ -22,19 +23,15 @@ import inspect
 import logging
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import faust
-import faust.streams
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, EventT
+from faust.types import TP
 from intervaltree import IntervalTree
 
 VERIFIED = frozenset({"0.15.3"})
@@ -51,22 +48,6 @@ class UnsupportedFaust(RuntimeError):
     """The installed faust-streaming is not one the workarounds in this module were verified on."""
 
 
-@contextmanager
-def current_event(event: EventT) -> Iterator[None]:
-    """Make ``event`` the one faust's tables write for (its partition, its changelog offset).
-
-    faust finds it in a context variable that its per-message iteration sets; a batch body
-    (``take_events``) runs outside that iteration, so each message of a batch is made current
-    while it is handled.
-    """
-    variable = faust.streams._current_event
-    token = variable.set(weakref.ref(event))
-    try:
-        yield
-    finally:
-        variable.reset(token)
-
-
 def table_owners(app: faust.App, table: str) -> dict[str, dict[str, Any]]:
     """Worker URL -> {changelog topic: partitions} for ``table``, from the group's assignment."""
     return app.router.table_metadata(table)
@@ -77,6 +58,18 @@ def active_stores(table: faust.Table) -> list[Any]:
     return list(table.data._dbs_for_actives())
 
 
+def partition_db(table: faust.Table, partition: int) -> Any:
+    """The RocksDB database (rocksdict, raw bytes) of one partition of a table this worker
+    serves.
+
+    faust reads and writes a table in the partition of the "current event", a context variable
+    its per-message iteration sets, through its codec registry and a key index; a stage that
+    handles a batch knows each message's partition and writes its table there directly
+    (streams.runtime.changelogs), as faust's own changelog recovery does.
+    """
+    return table.data._db_for_partition(partition)
+
+
 def partition_items(table: faust.Table, partition: int) -> Iterator[tuple[str, Any]]:
     """Every (key, value) of one partition of a RocksDB table this worker serves, decoded.
 
@@ -84,7 +77,7 @@ def partition_items(table: faust.Table, partition: int) -> Iterator[tuple[str, A
     what a partition holds reads that partition's database.
     """
     store = table.data
-    for key, value in store._visible_items(store._db_for_partition(partition)):
+    for key, value in store._visible_items(partition_db(table, partition)):
         yield key.decode(), store._decode_value(value)
 
 
@@ -274,9 +267,6 @@ def _missing_internals() -> list[str]:
     consumer = app.consumer
     tables = app.tables
     present = {
-        "faust.streams._current_event (a ContextVar)": isinstance(
-            getattr(faust.streams, "_current_event", None), ContextVar
-        ),
         "Consumer._new_offset(self, tp)": _faust_new_offset is not None
         and list(inspect.signature(_faust_new_offset).parameters) == ["self", "tp"],
         f"{type(consumer).__qualname__} using Consumer._new_offset (not its own)": getattr(

@@ -27,8 +27,9 @@ from streams.rules.attribute_types import Rendered
 from streams.rules.outcomes import Emit
 from streams.rules.steps import Policies
 from streams.runtime import envelopes
+from streams.runtime.changelogs import ChangelogTable
 from streams.runtime.delivery import Outbox, Record
-from streams.runtime.faust_internals import current_event, partition_items
+from streams.runtime.faust_internals import partition_items
 from topology.stages import StageSpec
 
 logger = logging.getLogger(__name__)
@@ -38,17 +39,15 @@ RECHECK = {"op": "recheck", "firsts": []}
 RECHECK_DEBOUNCE_S = 0.1
 
 
-def _first_per_partition(batch: Iterable[EventT]) -> dict[int, EventT]:
-    first: dict[int, EventT] = {}
-    for event in batch:
-        first.setdefault(event.message.partition, event)
-    return first
+def _partitions(batch: Iterable[EventT]) -> list[int]:
+    """The partitions of a batch's messages, in the order they first appear."""
+    return list(dict.fromkeys(event.message.partition for event in batch))
 
 
 class Rerendering:
     """The marks of one rendering stage's partitions, and its catching up (module docstring)."""
 
-    def __init__(self, stage: StageSpec, table: faust.Table, policies: Policies) -> None:
+    def __init__(self, stage: StageSpec, table: ChangelogTable, policies: Policies) -> None:
         assert stage.rerender is not None
         self._rerender = stage.rerender
         self._table = table
@@ -70,9 +69,8 @@ class Rerendering:
         """What the partitions of the batch publish again, if the decisions moved on."""
         types = self._policies.types
         emits: list[Emit] = []
-        for partition, event in _first_per_partition(batch).items():
-            with current_event(event):
-                marks = self._marks(partition)
+        for partition in _partitions(batch):
+            marks = self._marks(partition)
             stale = marks.stale(types)
             if not stale:
                 continue
@@ -95,17 +93,16 @@ class Rerendering:
 
     def store(self, batch: list[EventT]) -> None:
         """The marks of the batch's partitions, now that the broker has what they stand for."""
-        for partition, event in _first_per_partition(batch).items():
+        for partition in _partitions(batch):
             marks = self._current[partition].marks
             if marks != self._stored.get(partition):
-                with current_event(event):
-                    self._table[RENDERED_KEY] = marks
+                self._table.write(partition, RENDERED_KEY, marks)
                 self._stored[partition] = dict(marks)
 
     def _marks(self, partition: int) -> Rendered:
-        """This partition's marks (read from the table, with an event of it current, once)."""
+        """This partition's marks (read from the table once)."""
         if partition not in self._current:
-            stored = self._table.get(RENDERED_KEY) or {}
+            stored = self._table.read(partition, RENDERED_KEY) or {}
             self._stored[partition] = dict(stored)
             self._current[partition] = Rendered(stored)
         return self._current[partition]

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import logging
-import time
 
 import faust
 import pytest
@@ -17,7 +16,6 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka
 from faust.types import TP
-from faust.types.tuples import Message
 from intervaltree import IntervalTree
 
 from streams.runtime import commit_guard, faust_internals
@@ -38,45 +36,16 @@ def app(tmp_path) -> faust.App:
     )
 
 
-def event(app: faust.App, partition: int) -> faust.Event:
-    message = Message("identify-events", partition, 42, time.time(), 0, {}, b"k", b"v", None)
-    return faust.Event(app, b"k", b"v", {}, message)
-
-
-def test_inside_current_event_faust_sees_that_event_and_after_it_the_one_before(app):
-    outer, inner = event(app, 1), event(app, 2)
-    assert faust.current_event() is None
-    with faust_internals.current_event(outer):
-        assert faust.current_event() is outer
-        with faust_internals.current_event(inner):
-            assert faust.current_event() is inner
-        assert faust.current_event() is outer
-    assert faust.current_event() is None
-
-
-def test_a_table_cannot_be_written_outside_an_event(app):
-    """Why a batch body needs ``current_event``: it runs outside faust's per-message iteration."""
+def test_a_partition_db_is_the_one_faust_serves_that_partition_from(app):
     table = app.Table("states", partitions=8)
-    with pytest.raises(TypeError, match="outside of stream iteration"):
-        table["a"] = 1
-
-
-def test_a_table_write_goes_to_the_current_events_partition(app):
-    table = app.Table("states", partitions=8)
-    with faust_internals.current_event(event(app, 5)):
-        table["a"] = 1
-    changelog = app.producer.buffer.pending.get_nowait()
-    assert changelog.message.partition == 5
-    with faust_internals.current_event(event(app, 5)):
-        assert table["a"] == 1
-    with faust_internals.current_event(event(app, 3)):  # another partition's RocksDB
-        assert "a" not in table
+    faust_internals.partition_db(table, 5).put(b'"a"', b"1")
+    assert table.data["a"] == 1  # faust's own read (the lookup pages) finds it
+    assert faust_internals.partition_db(table, 3).get(b'"a"') is None
 
 
 def test_only_assigned_partitions_stores_are_active_and_owners_come_from_the_assignment(app):
     table = app.Table("states", partitions=8)
-    with faust_internals.current_event(event(app, 5)):
-        table["a"] = 1
+    faust_internals.partition_db(table, 5).put(b'"a"', b"1")
     assert faust_internals.active_stores(table) == []  # partition 5 is open, not assigned
     assert faust_internals.table_owners(app, "states") == {}
 
@@ -190,3 +159,14 @@ def test_limit_fetch_wait_caps_what_faust_asks_of_aiokafka():
         assert asyncio.run(fetch_wait(50)) == 50
     finally:
         aiokafka.aiokafka.AIOKafkaConsumer = before
+
+
+def test_a_topic_read_elsewhere_is_never_made_active(app):
+    """The input partitions stay assigned to the group but out of faust's fetches."""
+    faust_internals.never_fetch("read-elsewhere")
+    consumer = app.consumer
+    mine, other = TP("read-elsewhere", 0), TP("identify-events-by-message", 0)
+    assert consumer._set_active_tps({mine, other}) == {other}
+    consumer.pause_partitions({other})
+    consumer.resume_partitions({mine, other})  # as faust does when recovery ends
+    assert consumer._get_active_partitions() == {other}
