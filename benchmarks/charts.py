@@ -15,14 +15,19 @@ import matplotlib.pyplot as plt
 
 def bench_chart(runs: list[dict[str, Any]], path: Path) -> Path:
     """Throughput against the pass-through ceiling, and probe latency, per worker count."""
-    labels = [f"{r['workload']['workers']} worker(s)" for r in runs]
+    labels = [f"{r['workload']['workers']} process(es)" for r in runs]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     ours = [r["throughput_events_per_s"] for r in runs]
     ceiling = [r["ceiling_events_per_s"] for r in runs]
     left.bar(labels, ceiling, color="#c8c8c8", label="pass-through ceiling")
     left.bar(labels, ours, color="#1f77b4", label="identity-stream")
-    for x, (value, top) in enumerate(zip(ours, ceiling, strict=True)):
-        left.annotate(f"{value:,.0f}/s\n{value / top:.0%}", (x, value), ha="center", va="bottom")
+    for x, (run, value, top) in enumerate(zip(runs, ours, ceiling, strict=True)):
+        left.annotate(
+            f"{value:,.0f}/s\n{value / top:.0%}\n{run['cpu_ms_per_event']} ms CPU/event",
+            (x, value),
+            ha="center",
+            va="bottom",
+        )
     left.set_ylabel("events/s, end to end")
     left.set_title("Throughput")
     left.legend(loc="upper right")
@@ -32,7 +37,7 @@ def bench_chart(runs: list[dict[str, Any]], path: Path) -> Path:
         right.bar(xs, [r["latency_ms"][key] or 0 for r in runs], width, label=key)
     right.set_xticks(range(len(runs)), labels)
     right.set_ylabel("ms, produce to profile on the output topic")
-    right.set_title("Latency")
+    right.set_title("Latency, under half the measured load")
     right.legend()
     workload = runs[0]["workload"]
     figure.suptitle(
@@ -70,6 +75,35 @@ def scale_chart(results: dict[str, Any], path: Path) -> Path:
     twin.set_ylim(bottom=0)
     bottom.legend(loc="upper left")
     bottom.set_title("Memory levels off once RocksDB buffers fill; profiles accumulate on disk")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def peers_chart(rows: list[dict[str, Any]], path: Path) -> Path:
+    """Events/s and CPU per event of each system of one peers-harness input, side by side."""
+    ys = range(len(rows))
+    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for axis, key, color, label, fmt in (
+        (left, "events_per_s", "#1f77b4", "events/s (to the last output)", "{:,.0f}"),
+        (right, "cpu_ms_per_event", "#ff7f0e", "CPU ms per event (all its processes)", "{}"),
+    ):
+        values = [row[key] for row in rows]
+        axis.barh(ys, values, color=color)
+        axis.set_xlabel(label)
+        axis.set_xlim(0, max(values) * 1.2)
+        for y, value in zip(ys, values, strict=True):
+            axis.annotate(
+                fmt.format(value),
+                (value, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+            )
+    left.set_yticks(list(ys), [row["label"] for row in rows])
+    left.invert_yaxis()
+    figure.suptitle(f"{rows[0]['events']:,} identify events, 4 partitions, one broker, 2 cores")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
