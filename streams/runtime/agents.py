@@ -35,6 +35,7 @@ from streams.runtime.accounting import Counters
 from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Outbox, Record
+from streams.runtime.faust_internals import eager_batches
 from streams.runtime.intake import Intake, Route
 from streams.runtime.output_encoding import Encode
 from streams.runtime.rerendering import Rerendering
@@ -66,7 +67,7 @@ class Pipeline:
     commit_interval_s: float  # of the input's offsets
     changelogs: Changelogs  # the tables' changelog records, sent with each batch's outputs
     batch_size: int
-    batch_wait_s: float
+    batch_linger_s: float  # how long a batch gathers after its first message
     encode: Encode  # frames the Avro outputs (streams.runtime.output_encoding)
     # the attribute-firsts topic read to its end at start-up (streams.runtime.attribute_firsts)
     types_ready: asyncio.Event
@@ -89,7 +90,6 @@ class Pipeline:
                     spec.name,
                     self.kafka_config,
                     self.batch_size,
-                    self.batch_wait_s,
                     self.commit_interval_s,
                     self._routing(stage),
                     self.handled,
@@ -191,11 +191,12 @@ class Pipeline:
     def _batches(
         self, handle: Handle, rerendering: Rerendering | None
     ) -> Callable[..., AsyncIterator[None]]:
-        """The agent body: batches of what is waiting, up to ``batch_size`` or ``batch_wait_s``."""
+        """The agent body: batches of up to ``batch_size`` messages, handed over
+        ``batch_linger_s`` after their first arrived (``faust_internals.eager_batches``)."""
 
         async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
             batch: list[EventT]
-            async for batch in stream.take_events(self.batch_size, self.batch_wait_s):
+            async for batch in eager_batches(stream, self.batch_size, self.batch_linger_s):
                 await self._types_decided()
                 emits: list[Emit] = []
                 for event in batch:

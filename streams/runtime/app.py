@@ -133,7 +133,7 @@ def build_app(settings: Settings) -> faust.App:
         commit_interval_s=settings.commit_interval_s,
         changelogs=changelogs,
         batch_size=settings.batch_size,
-        batch_wait_s=settings.batch_wait_s,
+        batch_linger_s=settings.batch_linger_ms / 1000,
         encode=encode,
         types_ready=firsts.ready,
         apply_firsts=firsts.apply,

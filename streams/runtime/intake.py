@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 Route = Callable[[list[Message]], Awaitable[None]]  # returns once the batch's outputs are out
 QUEUED_BATCHES = 2  # read ahead of routing, at most
+IDLE_WAIT_S = 0.1  # a consume call waiting for the first message (stopping is seen as often)
 
 
 class Intake:
@@ -52,7 +53,6 @@ class Intake:
         topic: str,
         kafka_config: dict[str, str],
         batch_size: int,
-        batch_wait_s: float,
         commit_interval_s: float,
         route: Route,
         handled: HandledOffsets,
@@ -65,10 +65,9 @@ class Intake:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": max(1, int(batch_wait_s * 1000)),
+            "fetch.wait.max.ms": 10,  # a partition at its end is asked again this often
         }
         self._batch_size = batch_size
-        self._batch_wait_s = batch_wait_s
         self._commit_interval_s = commit_interval_s
         self._route = route
         self._handled = handled
@@ -117,12 +116,11 @@ class Intake:
             logger.exception("routing failed; exiting (code %d)", EXIT_STALLED)
             logging.shutdown()
             os._exit(EXIT_STALLED)
-        for message in messages:
-            partition, offset = message.partition(), message.offset()
-            if offset + 1 > self._done.get(partition, -1):
-                self._done[partition] = offset + 1
-        for partition, offset in self._done.items():
-            self._handled.mark_offset(TP(self._topic, partition), self._generation, offset - 1)
+        for message in messages:  # a partition's messages come in offset order
+            self._done[message.partition()] = message.offset() + 1
+        for partition in {message.partition() for message in messages}:
+            handled = self._done[partition] - 1
+            self._handled.mark_offset(TP(self._topic, partition), self._generation, handled)
 
     async def _commit_periodically(self) -> None:
         while True:
@@ -191,7 +189,7 @@ class Intake:
                     self._stopping.wait(0.05)
                     continue
                 messages = []
-                for message in consumer.consume(self._batch_size, self._batch_wait_s):
+                for message in self._take(consumer):
                     if message.error() is None:
                         messages.append(message)
                     else:
@@ -206,3 +204,13 @@ class Intake:
             os._exit(EXIT_STALLED)
         finally:
             consumer.close()
+
+    def _take(self, consumer: Consumer) -> list[Message]:
+        """What librdkafka has fetched, up to ``batch_size``, as soon as there is one message
+        (it prefetches continuously, so under load that is a full batch)."""
+        taken = consumer.consume(self._batch_size, 0)
+        if not taken:
+            taken = consumer.consume(1, IDLE_WAIT_S)
+            if taken:
+                taken += consumer.consume(self._batch_size - 1, 0)
+        return taken
