@@ -372,9 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         ),
         (
             "lost data dir: serving",
-            lambda r: (
-                f"after {r['recovery']['seconds']} s ({r['recovery']['profiles']:,} profiles)"
-            ),
+            lambda r: f"{r['recovery']['seconds']} s, {r['recovery']['profiles']:,} profiles",
         ),
     ]
     print()
