@@ -7,6 +7,7 @@ are trimmed, length-checked and screened before they may key or merge anything.
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -154,6 +155,9 @@ def normalize_identifier(raw: str, blocklist: Blocklist = DEFAULT_BLOCKLIST) -> 
     return value
 
 
+@functools.lru_cache(maxsize=2**16)
 def derive_profile_id(workspace_id: str, kind: IdKind, identifier: str) -> str:
-    """UUIDv5 of workspace, kind and identifier: a replay gives the same person the same id."""
+    """UUIDv5 of workspace, kind and identifier: a replay gives the same person the same id.
+
+    Remembered: a person's events name the same ids again, and the hash is 3 % of a worker."""
     return str(uuid.uuid5(PROFILE_NAMESPACE, f"{workspace_id}\x1f{kind}\x1f{identifier}"))
