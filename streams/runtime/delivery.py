@@ -11,6 +11,12 @@ awaits ``Outbox.deliver`` for everything its batch produced (``acks=all``, idemp
 its body returns. A record that fails is produced again until the broker has it: the batch is
 not done, and its input not acked, before that. Table changelog records go out the same way,
 with the batch (``streams.runtime.changelogs``).
+
+A failed record is not produced again alone: a later record of the call with the same key may
+have been delivered meanwhile, and on a compacted changelog the older value would then win a
+restore. Every record of the call for a topic that had a failure is produced again, in the
+call's order (librdkafka keeps the order within a partition), so the last write of each key is
+the last again; what was already delivered arrives twice, which at-least-once allows.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ class _Batch:
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
         self.loop = loop
         self.left = size
-        self.failed: list[Record] = []
+        self.failed: set[str] = set()  # topics with a record that was not delivered
         self.offsets: Offsets = {}  # the highest delivered offset per (topic, partition)
         self.done: asyncio.Future[None] = loop.create_future()
 
@@ -54,10 +60,7 @@ class _Batch:
         """Called on the poll thread, once per record."""
         if error is not None:
             log.warning("delivery to %s failed, will retry: %s", message.topic(), error)
-            # to the partition it was meant for, whether chosen by key or by the caller
-            self.failed.append(
-                Record(message.topic(), message.key(), message.value(), message.partition())
-            )
+            self.failed.add(message.topic())
         else:
             where = (message.topic(), message.partition())
             offset = message.offset()
@@ -136,7 +139,7 @@ class Outbox:
                 offsets[where] = max(offset, offsets.get(where, -1))
             if not batch.failed:
                 return offsets
-            records = batch.failed
+            records = [record for record in records if record.topic in batch.failed]
             await asyncio.sleep(RETRY_BACKOFF_S)
 
     def close(self, timeout_s: float = 30.0) -> None:

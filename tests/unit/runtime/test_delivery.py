@@ -1,0 +1,103 @@
+"""The outbox against a stand-in for librdkafka's producer: what is produced again, and when."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import pytest
+
+from streams.runtime import delivery
+from streams.runtime.delivery import Outbox, Record
+
+
+class FakeMessage:
+    def __init__(self, topic: str, key: bytes | None, partition: int, offset: int) -> None:
+        self._topic, self._key, self._partition, self._offset = topic, key, partition, offset
+
+    def topic(self) -> str:
+        return self._topic
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeProducer:
+    """Delivers everything at the next poll, except the first attempt of each key in ``fail``."""
+
+    def __init__(self, config: dict[str, Any], fail: set[bytes]) -> None:
+        self.produced: list[tuple[str, bytes | None]] = []
+        self._fail = set(fail)
+        self._reports: list[tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+        self._offsets: dict[tuple[str, int], int] = {}
+
+    def produce(self, topic: str, value: Any, key: Any, partition: int, on_delivery: Any) -> None:
+        with self._lock:
+            self.produced.append((topic, key))
+            if key in self._fail:
+                self._fail.discard(key)
+                message = FakeMessage(topic, key, partition, -1)
+                self._reports.append((on_delivery, ("failed", message)))
+                return
+            offset = self._offsets.get((topic, partition), -1) + 1
+            self._offsets[(topic, partition)] = offset
+            message = FakeMessage(topic, key, partition, offset)
+            self._reports.append((on_delivery, (None, message)))
+
+    def poll(self, timeout: float) -> int:
+        with self._lock:
+            reports, self._reports = self._reports, []
+        for callback, args in reports:
+            callback(*args)
+        if not reports:
+            threading.Event().wait(min(timeout, 0.01))
+        return len(reports)
+
+    def flush(self, timeout: float) -> int:
+        self.poll(0)
+        return 0
+
+
+@pytest.fixture
+def outbox(monkeypatch):
+    made: list[FakeProducer] = []
+
+    def producer(config: dict[str, Any]) -> FakeProducer:
+        made.append(FakeProducer(config, fail={b"j"}))
+        return made[-1]
+
+    monkeypatch.setattr(delivery, "Producer", producer)
+    monkeypatch.setattr(delivery, "RETRY_BACKOFF_S", 0.0)
+    box = Outbox({}, linger_ms=0)
+    yield box, made
+    box.close()
+
+
+def test_a_failed_record_goes_again_with_every_record_of_its_topic_in_order(outbox):
+    """A later write of a key must stay the last one: the changelog is compacted by key."""
+    box, made = outbox
+    records = [
+        Record("changelog", b"k", b"old", 0),
+        Record("changelog", b"j", b"x", 0),
+        Record("changelog", b"k", b"new", 0),
+        Record("profiles", b"p", b"v", 1),
+    ]
+    offsets = asyncio.run(box.deliver(records))
+    produced = made[0].produced
+    assert produced[:4] == [(r.topic, r.key) for r in records]
+    assert produced[4:] == [("changelog", b"k"), ("changelog", b"j"), ("changelog", b"k")]
+    assert offsets == {("changelog", 0): 4, ("profiles", 1): 0}
+
+
+def test_nothing_is_produced_again_when_everything_arrives(outbox):
+    box, made = outbox
+    asyncio.run(box.deliver([Record("profiles", b"p", b"v", 0)]))
+    assert made[0].produced == [("profiles", b"p")]
