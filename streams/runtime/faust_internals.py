@@ -24,7 +24,7 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,17 +71,6 @@ def partition_db(table: faust.Table, partition: int) -> Any:
     (streams.runtime.changelogs), as faust's own changelog recovery does.
     """
     return table.data._db_for_partition(partition)
-
-
-def partition_items(table: faust.Table, partition: int) -> Iterator[tuple[str, Any]]:
-    """Every (key, value) of one partition of a RocksDB table this worker serves, decoded.
-
-    faust iterates a table over all active partitions only; a stage that must render again
-    what a partition holds reads that partition's database.
-    """
-    store = table.data
-    for key, value in store._visible_items(partition_db(table, partition)):
-        yield key.decode(), store._decode_value(value)
 
 
 def limit_fetch_wait(max_wait_ms: int) -> None:
@@ -347,9 +336,8 @@ def _missing_internals() -> list[str]:
             in inspect.signature(aiokafka_driver.aiokafka.AIOKafkaConsumer.__init__).parameters
         ),
         "faust.stores.rocksdb.Store._dbs_for_actives": hasattr(RocksDBStore, "_dbs_for_actives"),
-        "faust.stores.rocksdb.Store._db_for_partition, _visible_items, _decode_value": all(
-            hasattr(RocksDBStore, name)
-            for name in ("_db_for_partition", "_visible_items", "_decode_value")
+        "faust.stores.rocksdb.Store._db_for_partition, offset_key": all(
+            hasattr(RocksDBStore, name) for name in ("_db_for_partition", "offset_key")
         ),
         "app.tables.recovery.completed": hasattr(getattr(tables, "recovery", None), "completed"),
         "faust.Stream._enable_passive, Stream()._processors": all(

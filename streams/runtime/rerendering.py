@@ -29,7 +29,6 @@ from streams.rules.steps import Policies
 from streams.runtime import envelopes
 from streams.runtime.changelogs import ChangelogTable
 from streams.runtime.delivery import Outbox, Record
-from streams.runtime.faust_internals import partition_items
 from topology.stages import StageSpec
 
 logger = logging.getLogger(__name__)
@@ -76,7 +75,7 @@ class Rerendering:
                 continue
             started, now = time.monotonic(), time.time_ns() // 1_000_000
             count = 0
-            for key, value in partition_items(self._table, partition):
+            for key, value in self._table.items(partition):
                 if key != RENDERED_KEY:
                     emits += self._rerender(value, key, stale, self._policies, now)
                     count += 1

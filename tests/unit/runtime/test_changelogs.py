@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import faust
 import pytest
+from faust.types import TP
 
 from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.restore import RestoringStore
@@ -55,3 +56,12 @@ def test_the_changelogs_hand_their_records_over_once(table):
 
 def test_rocksdb_tables_restore_themselves(table):
     assert isinstance(table.data, RestoringStore)
+
+
+def test_a_partitions_items_come_back_as_written_without_fausts_offset(table):
+    """Keys decoded as ``read`` takes them (a profile rendered again keeps its id)."""
+    table.write(2, "a", {"n": 1})
+    table.write(2, "\x00rendered", {})
+    table.write(3, "b", 1)
+    table.data.set_persisted_offset(TP(table.changelog_topic_name, 2), 7)
+    assert sorted(table.items(2)) == [("\x00rendered", {}), ("a", {"n": 1})]
