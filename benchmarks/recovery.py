@@ -9,41 +9,28 @@ it), until the table holds the asked number of profiles. The copies are never re
 
 from __future__ import annotations
 
-import uuid
+from confluent_kafka import Producer
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from streams.tools.readback import read_all
 
 
-def _latest(kafka_config: dict[str, str], topic: str) -> dict[bytes, tuple[int, bytes]]:
+def _latest(kafka_config: dict[str, str], topic: str) -> dict[str, tuple[int, bytes]]:
     """key -> (partition, value) of the changelog's live records."""
-    consumer = Consumer({**kafka_config, "group.id": f"bench-{uuid.uuid4().hex}"})
-    live: dict[bytes, tuple[int, bytes]] = {}
-    try:
-        ends: dict[int, int] = {}
-        for p in consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high - 1
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        while ends:
-            for message in consumer.consume(10_000, 1.0):
-                if message.error() is not None:
-                    continue
-                if message.value() is None:
-                    live.pop(message.key(), None)
-                else:
-                    live[message.key()] = (message.partition(), message.value())
-                if message.offset() >= ends.get(message.partition(), -1):
-                    ends.pop(message.partition(), None)
-    finally:
-        consumer.close()
+    live: dict[str, tuple[int, bytes]] = {}
+    for key, value, partition in read_all(kafka_config, topic):
+        if key is None:
+            continue
+        if value is None:
+            live.pop(key, None)
+        else:
+            live[key] = (partition, value)
     return live
 
 
 def grow_profiles(kafka_config: dict[str, str], topic: str, profiles: int) -> int:
     """Copy live records of ``topic`` under new keys until it holds ``profiles``; the count."""
     live = _latest(kafka_config, topic)
-    originals = [(key, value) for key, value in live.items() if not key.startswith(b'"\\u0000')]
+    originals = [(key, value) for key, value in live.items() if not key.startswith('"\\u0000')]
     if not originals:
         return len(live)
     producer = Producer({**kafka_config, "linger.ms": 50, "compression.type": "lz4"})
@@ -51,7 +38,7 @@ def grow_profiles(kafka_config: dict[str, str], topic: str, profiles: int) -> in
     copy = 0
     while made < profiles:
         key, (partition, value) = originals[copy % len(originals)]
-        copied = key[:-1] + f"~{copy}".encode() + b'"'  # still a JSON string
+        copied = f'{key[:-1]}~{copy}"'.encode()  # still a JSON string
         while True:
             try:
                 producer.produce(topic, value, copied, partition)
