@@ -49,7 +49,7 @@ class Outputs:
     profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
     merges: dict[str, dict[str, Any]] = field(default_factory=dict)
     rejections: list[dict[str, Any]] = field(default_factory=list)
-    deduplicated: set[str] = field(default_factory=set)  # messageId entries left in the table
+    deduplicated: set[str] = field(default_factory=set)  # messageIds the records remember
     types: AttributeTypes | None = None  # the custom attribute types the run decided
 
 
@@ -170,7 +170,13 @@ def simulate(
                 catch_up(queue)  # the runtime's recheck of a partition with no more input
                 uncommitted.setdefault(queue, [])
             if not uncommitted:
-                out.deduplicated = {key.split("\x1f")[1] for key in tables["message-ids"]}
+                out.deduplicated = {
+                    entry[1]
+                    for table in tables.values()
+                    for record in table.values()
+                    if isinstance(record, dict)
+                    for entry in record.get("messages", ())
+                }
                 out.types = policies.types
                 return out
             for queue in list(uncommitted):

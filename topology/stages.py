@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from streams.rules.outcomes import (
     ATTRIBUTE_FIRSTS,
     BY_ANONYMOUS,
-    BY_MESSAGE,
     BY_PROFILE,
     MERGES,
     PROFILES,
@@ -28,7 +27,6 @@ from streams.rules.steps import (
     Rerender,
     RoutingStep,
     assemble_profile,
-    drop_duplicates,
     link_device,
     rerender_profile,
     route_message,
@@ -64,7 +62,6 @@ class StageSpec:
     doc: str = ""
 
 
-MESSAGE_IDS = TableSpec("message-ids", "event time and source of a messageId's first message")
 ANONYMOUS_IDS = TableSpec("anonymous-ids", "a device's owner and its own slice of the profile")
 PROFILE_STATE = TableSpec("profile-state", "a profile's own registers and its devices' slices")
 
@@ -74,17 +71,8 @@ STAGES: tuple[StageSpec, ...] = (
         input=IDENTIFY_EVENTS,
         key="any (producers choose)",
         step=route_message,
-        outputs=(BY_MESSAGE, REJECTIONS, ATTRIBUTE_FIRSTS, BY_PROFILE),
+        outputs=(BY_ANONYMOUS, BY_PROFILE, REJECTIONS, ATTRIBUTE_FIRSTS),
         doc="decode, validate, re-key by device or profile, publish earliest custom values",
-    ),
-    StageSpec(
-        name="drop_duplicates",
-        input=BY_MESSAGE,
-        key="workspaceId + messageId",
-        step=drop_duplicates,
-        table=MESSAGE_IDS,
-        outputs=(BY_ANONYMOUS, BY_PROFILE, REJECTIONS),
-        doc="release a message unless its messageId was seen within the window",
     ),
     StageSpec(
         name="link_devices",
@@ -92,8 +80,8 @@ STAGES: tuple[StageSpec, ...] = (
         key="device's profileId",
         step=link_device,
         table=ANONYMOUS_IDS,
-        outputs=(BY_PROFILE, MERGES, REJECTIONS, BY_MESSAGE),
-        doc="which user owns the device (erasures forget its messageIds)",
+        outputs=(BY_PROFILE, MERGES, REJECTIONS),
+        doc="drop retries, decide which user owns the device",
     ),
     StageSpec(
         name="assemble_profiles",
@@ -102,8 +90,8 @@ STAGES: tuple[StageSpec, ...] = (
         step=assemble_profile,
         table=PROFILE_STATE,
         rerender=rerender_profile,
-        outputs=(PROFILES, BY_ANONYMOUS, REJECTIONS, BY_MESSAGE),
-        doc="fold into the profile, publish it as the custom attribute types decide",
+        outputs=(PROFILES, BY_ANONYMOUS, REJECTIONS),
+        doc="drop retries of user events, fold into the profile, publish it as types decide",
     ),
 )
 

@@ -16,7 +16,6 @@ from aiokafka.partitioner import murmur2
 from streams.rules.outcomes import (
     ATTRIBUTE_FIRSTS,
     BY_ANONYMOUS,
-    BY_MESSAGE,
     BY_PROFILE,
     MERGES,
     PROFILES,
@@ -26,7 +25,6 @@ from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, Avr
 from topology.stages import (
     ANONYMOUS_IDS,
     IDENTIFY_EVENTS,
-    MESSAGE_IDS,
     PROFILE_STATE,
 )
 
@@ -34,7 +32,6 @@ DAY_MS = 24 * 3600 * 1000
 # Logical stream names (topology.stages, streams.rules.outcomes) -> fields of Topology
 _STREAM_FIELDS = {
     IDENTIFY_EVENTS: "identify_events",
-    BY_MESSAGE: "events_by_message",
     BY_ANONYMOUS: "events_by_anonymous",
     BY_PROFILE: "events_by_profile",
     PROFILES: "profiles",
@@ -43,7 +40,6 @@ _STREAM_FIELDS = {
     ATTRIBUTE_FIRSTS: "attribute_firsts",
 }
 _CHANGELOG_FIELDS = {
-    MESSAGE_IDS.name: "message_ids_changelog",
     ANONYMOUS_IDS.name: "anonymous_ids_changelog",
     PROFILE_STATE.name: "profile_state_changelog",
 }
@@ -75,28 +71,24 @@ class TopicSpec:
 @dataclass(frozen=True)
 class Topology:
     identify_events: TopicSpec
-    events_by_message: TopicSpec
     events_by_anonymous: TopicSpec
     events_by_profile: TopicSpec
     profiles: TopicSpec
     profile_merges: TopicSpec
     rejections: TopicSpec
     attribute_firsts: TopicSpec
-    message_ids_changelog: TopicSpec
     anonymous_ids_changelog: TopicSpec
     profile_state_changelog: TopicSpec
 
     def all(self) -> list[TopicSpec]:
         return [
             self.identify_events,
-            self.events_by_message,
             self.events_by_anonymous,
             self.events_by_profile,
             self.profiles,
             self.profile_merges,
             self.rejections,
             self.attribute_firsts,
-            self.message_ids_changelog,
             self.anonymous_ids_changelog,
             self.profile_state_changelog,
         ]
@@ -112,7 +104,6 @@ class Topology:
     def internal(self) -> list[TopicSpec]:
         """Repartition topics: a worker has caught up when these and the input are consumed."""
         return [
-            self.events_by_message,
             self.events_by_anonymous,
             self.events_by_profile,
         ]
@@ -154,7 +145,6 @@ def declare(
     so several deployments (and tests) can share a cluster. A replay reads another deployment's
     input (``input_topic``) into topics of its own."""
     return Topology(
-        message_ids_changelog=_changelog(app_id, MESSAGE_IDS.name, partitions),
         anonymous_ids_changelog=_changelog(app_id, ANONYMOUS_IDS.name, partitions),
         profile_state_changelog=_changelog(app_id, PROFILE_STATE.name, partitions),
         identify_events=TopicSpec(
@@ -166,13 +156,6 @@ def declare(
             # The input is the system of record: state is rebuilt by replaying it, so keep it all.
             config={"cleanup.policy": "delete", "retention.ms": "-1"},
             doc="Identify calls published by the services.",
-        ),
-        events_by_message=_repartition(
-            f"{prefix}identify-events-by-message",
-            partitions,
-            key="workspaceId and messageId (UTF-8, separated by \\x1f)",
-            value="the first stage's decisions for one message",
-            doc="Repartition topic: every message, keyed by its id, to drop retried duplicates.",
         ),
         events_by_anonymous=_repartition(
             f"{prefix}identify-events-by-anonymous",

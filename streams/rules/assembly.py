@@ -64,7 +64,11 @@ def on_command(
             floor = event.erasure_floor
             erased = max(erased or floor, floor)
             own = profile.forget(own, erased)
-            messages, emits = deduplication.forget(messages, event.workspace_id, erased)
+            messages = deduplication.forget(messages, erased)
+            if deduplication.routed_here(command):  # a retry of the call is a duplicate
+                messages = deduplication.remember(
+                    messages, event.timestamp, event.message_id, at
+                )
             sent_away = sorted({*sent_away, *members})
             for member in sent_away:  # the person's devices are forgotten too
                 emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
@@ -79,7 +83,10 @@ def on_command(
             emits += refusals(event, types, Source.from_json(command["source"]), now)
         elif op == "event":
             own = profile.fold(own, event, profile_id)
-            messages = deduplication.remember(messages, event.timestamp, event.message_id)
+            if deduplication.routed_here(command):  # this record settles its retries
+                messages = deduplication.remember(
+                    messages, event.timestamp, event.message_id, at
+                )
             emits += refusals(event, types, Source.from_json(command["source"]), now)
         else:
             member = command["member"]

@@ -1,14 +1,26 @@
 """Message-id deduplication (WebEngage x-request-id): a retried call is applied once.
 
-The first stage decodes and checks a message, then sends everything it decided, in one record
-keyed by workspace and messageId, to this stage. Here the record is released only if the
-messageId was not seen within the window (default 4 hours of event time). A redelivery of the
-very same Kafka message (same topic, partition, offset) after a crash is not a duplicate: its
-outputs may have been lost with the crash, so they are released again.
+A retry repeats its call's identifiers, so it reaches the same record as the first try: the
+device's (``linking``) when the event names an anonymousId, else the user's or profile's
+(``assembly``). That record remembers the messageIds of the events routed to it (the newest
+``REMEMBERED`` by event time; it is written for every event anyway), and an event whose
+messageId is among them within the window (default 4 hours of event time) is a duplicate: no
+state changes, nothing is published. Checking there costs no table, no changelog record and no
+repartition hop of its own; a separate stage keyed by messageId cost every event all three.
 
-An erasure removes the person's entries too: the linking and assembly stages remember the
-messageIds of the events they applied (the newest ``REMEMBERED`` per record) and, when erased,
-send a ``FORGET`` for each one to this stage.
+What it does not catch, by design: a messageId reused with other identifiers (a different
+call, as far as the keys can tell), and a retry of an event that ``REMEMBERED`` later events of
+the same device or person have pushed out (those are applied again; the folds are idempotent,
+so an identical retry changes nothing but is counted as applied).
+
+A redelivery reaches the record again too. Each entry keeps the position (in the stage's input
+partition) of the event that made it, so a redelivery of that very record (the stage's own input
+read again after a crash) is told apart and runs again in full, as every redelivery does. A
+second copy of an input message (the routing stage's input read again after a crash) comes at
+another position and is a duplicate: its first copy reached the broker before the crash (a
+stage's outputs do, before its input is committed), so its outputs are, or will be, published.
+
+An erasure removes the entries it covers, with the rest of the person's data.
 """
 
 from __future__ import annotations
@@ -16,65 +28,49 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from streams.rules.outcomes import BY_MESSAGE, Emit, Source
+from streams.rules.outcomes import Position
 
-SeenRecord = dict[str, Any]  # {"ts": event time, "source": [topic, partition, offset]}
 DEFAULT_WINDOW_MS = 4 * 3600 * 1000
-FORGET: dict[str, Any] = {"forget": True}
-# [[event time, messageId], ...] in stamp order; bounded, since it rides in every record write
+# [[event time, messageId, offset, index], ...] in stamp order, the position of the record that
+# was applied; bounded, since it rides in every record write
 Remembered = list[list[Any]]
 REMEMBERED = 64  # a constant per record: its state must not grow with its history
 
 
-def message_key(workspace_id: str, message_id: str) -> str:
-    return f"{workspace_id}\x1f{message_id}"
+def routed_here(payload: dict[str, Any]) -> bool:
+    """Whether the routing stage sent this event to this record (with the refusals it made):
+    then this record settles its message. Events another stage forwards were settled there."""
+    return "warnings" in payload
 
 
-def pack(emits: list[Emit], timestamp: int, source: Source) -> dict[str, Any]:
-    """The first stage's decisions for one message, to be released by ``on_message``."""
-    return {
-        "emits": [[e.output, e.key, e.value] for e in emits],
-        "ts": timestamp,
-        "source": source.to_json(),
-    }
+def is_duplicate(
+    remembered: Remembered | None,
+    timestamp: int,
+    message_id: str,
+    at: Position | None,
+    window_ms: int,
+) -> bool:
+    """Whether a record that remembers ``remembered`` applied this messageId already, from
+    another position than ``at`` (the same one: a redelivery)."""
+    here = list(at) if at is not None else None
+    return any(
+        entry[1] == message_id and abs(timestamp - entry[0]) <= window_ms and entry[2:] != here
+        for entry in remembered or ()
+    )
 
 
-def remember(remembered: Remembered | None, timestamp: int, message_id: str) -> Remembered:
-    """The messageIds of a record's events, with this one (an erasure forgets their entries)."""
+def remember(
+    remembered: Remembered | None, timestamp: int, message_id: str, at: Position | None
+) -> Remembered:
+    """The messageIds of a record's events, with this one (once: the first position stays)."""
     remembered = list(remembered or [])
-    entry = [timestamp, message_id]
-    at = bisect.bisect_left(remembered, entry)
-    if at == len(remembered) or remembered[at] != entry:
-        remembered.insert(at, entry)
+    if any(entry[0] == timestamp and entry[1] == message_id for entry in remembered):
+        return remembered
+    entry = [timestamp, message_id, *(at or ())]
+    remembered.insert(bisect.bisect_left(remembered, entry), entry)
     return remembered[-REMEMBERED:]
 
 
-def forget(
-    remembered: Remembered | None, workspace_id: str, floor: list[Any]
-) -> tuple[Remembered, list[Emit]]:
-    """Drop the entries an erasure covers; keep (and say nothing of) the later ones."""
-    remembered = remembered or []
-    kept = [entry for entry in remembered if entry > floor]
-    gone = [entry[1] for entry in remembered if entry <= floor]
-    return kept, [Emit(BY_MESSAGE, message_key(workspace_id, m), FORGET) for m in gone]
-
-
-def is_forget(payload: dict[str, Any]) -> bool:
-    """An erasure's request, not an input message: it has no outcome to count."""
-    return "forget" in payload
-
-
-def on_message(
-    seen: SeenRecord | None, key: str, payload: dict[str, Any], window_ms: int = DEFAULT_WINDOW_MS
-) -> tuple[SeenRecord | None, list[Emit]]:
-    """Release a message's outputs, or nothing when it is a duplicate (no outputs at all)."""
-    if is_forget(payload):
-        return None, []
-    if (
-        seen is not None
-        and seen["source"] != payload["source"]
-        and abs(payload["ts"] - seen["ts"]) <= window_ms
-    ):
-        return seen, []
-    record = {"ts": payload["ts"], "source": payload["source"]}
-    return record, [Emit(output, emit_key, value) for output, emit_key, value in payload["emits"]]
+def forget(remembered: Remembered | None, floor: list[Any]) -> Remembered:
+    """Drop the entries an erasure covers (at or before its floor); keep the later ones."""
+    return [entry for entry in remembered or [] if entry[:2] > floor]

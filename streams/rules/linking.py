@@ -77,7 +77,7 @@ def on_anonymous_event(
     """
     if "erase" in payload:  # the device's owner was erased: forget the device too
         assert record is not None, "only a profile that holds the device cascades to it"
-        return _erase(record, key, payload["erase"], None)
+        return _erase(record, key, payload["erase"], None, at)
     event = from_json(payload["event"])
     anonymous_id = event.anonymous_id
     assert anonymous_id is not None
@@ -89,7 +89,7 @@ def on_anonymous_event(
             "state": None,
         }
     if event.erase:
-        return _erase(record, key, event.erasure_floor, event)
+        return _erase(record, key, event.erasure_floor, event, at)
     erased = record.get("erasedAt")
     if erased is not None and list(event.stamp) <= erased:
         # Older than the device's erasure (or any event, once it blocks): forgotten. A login's
@@ -111,7 +111,9 @@ def on_anonymous_event(
         state = before  # a redelivery: folded in already; what it implies is sent again
     else:
         state = profile.fold(before, part, key)
-    messages = deduplication.remember(record.get("messages"), event.timestamp, event.message_id)
+    messages = deduplication.remember(
+        record.get("messages"), event.timestamp, event.message_id, at
+    )
     record = {**record, "state": state, "messages": messages}
     if at is not None:
         record["at"] = max(list(at), applied or [])
@@ -195,7 +197,11 @@ def _transition_emits(
 
 
 def _erase(
-    record: AnonymousRecord, key: str, stamp: list[Any], request: IdentifyEvent | None
+    record: AnonymousRecord,
+    key: str,
+    stamp: list[Any],
+    request: IdentifyEvent | None,
+    at: Position | None,
 ) -> tuple[AnonymousRecord, list[Emit]]:
     """Forget the device up to ``stamp``; a link from before then is forgotten too.
 
@@ -206,8 +212,11 @@ def _erase(
     erased = max(record.get("erasedAt") or stamp, stamp)
     owner = record["owner"]
     state = profile.forget(record["state"], erased)
-    messages, emits = deduplication.forget(record.get("messages"), record["workspaceId"], erased)
+    messages = deduplication.forget(record.get("messages"), erased)
+    emits: list[Emit] = []
     if request is not None:
+        # the call itself is remembered, so that a retry of it is a duplicate
+        messages = deduplication.remember(messages, request.timestamp, request.message_id, at)
         targets = {key}
         if request.user_id is not None:
             targets.add(derive_profile_id(request.workspace_id, IdKind.USER, request.user_id))

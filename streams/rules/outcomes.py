@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 # Logical output names; topology.topics maps each to a topic of the deployment.
-BY_MESSAGE = "by_message"
 ATTRIBUTE_FIRSTS = "attribute_firsts"  # earliest value per attribute and kind (attribute_types)
 # The key of a record for every partition of its stream: the runtime sends one copy to each
 # (keyed for that partition), as Kafka Streams' broadcast would.
@@ -16,6 +15,10 @@ BY_PROFILE = "by_profile"
 PROFILES = "profiles"
 MERGES = "merges"
 REJECTIONS = "rejections"
+
+
+# What became of one input message, decided once, by the stage that settles it (rules.steps)
+Outcome = Literal["applied", "applied_with_warning", "duplicate", "rejected"]
 
 
 @dataclass(frozen=True, slots=True)

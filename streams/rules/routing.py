@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from streams.rules.attribute_values import epoch_millis
 from streams.rules.custom_attributes import AttributePolicy
-from streams.rules.deduplication import message_key
 from streams.rules.events import (
     AfterErasure,
     IdentifyEvent,
@@ -34,12 +32,10 @@ from topology.avro import AvroDecodeError
 
 @dataclass(frozen=True, slots=True)
 class Routed:
-    """What the first stage decided for one message; ``dedupe_key`` is None when the message
-    has no usable messageId (then it cannot be a duplicate of anything)."""
+    """What the first stage decided for one message: the event for the stage that owns it
+    (which settles the message: ``rules.deduplication``), or the message's rejections."""
 
     emits: list[Emit]
-    dedupe_key: str | None = None
-    timestamp: int = 0
     event: IdentifyEvent | None = None  # what was routed, when anything was
 
 
@@ -82,13 +78,19 @@ def _route(
     emits = [rejected(r, source, now, message_id, workspace_id) for r in parsed.rejections]
     event = parsed.event
     if event is None:
-        envelope_ok = message_id.strip() and workspace_id.strip()
-        key = message_key(workspace_id.strip(), message_id.strip()) if envelope_ok else None
-        return Routed(emits, key, epoch_millis(record["timestamp"]))
-    payload = {"event": to_json(event), "source": source.to_json()}
+        return Routed(emits)
+    # The parts refused here travel with the event: its owner publishes them unless the
+    # message turns out to be a duplicate there.
+    payload = {
+        "event": to_json(event),
+        "source": source.to_json(),
+        "warnings": [e.value for e in emits],
+    }
     output, key = _destination(event)
-    emits.append(Emit(output, key, {"op": "event", **payload} if output == BY_PROFILE else payload))
-    return Routed(emits, message_key(event.workspace_id, event.message_id), event.timestamp, event)
+    return Routed(
+        [Emit(output, key, {"op": "event", **payload} if output == BY_PROFILE else payload)],
+        event,
+    )
 
 
 def _destination(event: IdentifyEvent) -> list[str]:

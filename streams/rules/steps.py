@@ -18,7 +18,7 @@ from streams.rules import profile
 from streams.rules.assembly import on_command, rerender
 from streams.rules.attribute_types import AttributeTypes, Mark, firsts_of
 from streams.rules.custom_attributes import AttributePolicy
-from streams.rules.deduplication import DEFAULT_WINDOW_MS, is_forget, on_message, pack
+from streams.rules.deduplication import DEFAULT_WINDOW_MS, is_duplicate, routed_here
 from streams.rules.events import CUSTOM_PREFIX, AfterErasure
 from streams.rules.identity import Blocklists
 from streams.rules.input_formats import InputFormats
@@ -26,9 +26,10 @@ from streams.rules.linking import on_anonymous_event
 from streams.rules.outcomes import (
     ATTRIBUTE_FIRSTS,
     BROADCAST,
-    BY_MESSAGE,
     BY_PROFILE,
+    REJECTIONS,
     Emit,
+    Outcome,
     Position,
     Source,
 )
@@ -53,14 +54,15 @@ class Policies:
 class Stepped:
     """A step's result: the key's new state (None: delete it) and the records to send.
 
-    ``decides_outcome`` marks the step that settles the input message's fate (applied, duplicate,
-    rejected): its records are what the message is accounted by, exactly once. Refusals of
-    every other step are warnings on a message already counted.
+    ``outcome`` is set by the one step that settles the input message (the routing step for a
+    message it rejects, else the step that owns its event: ``rules.deduplication``), so every
+    message is accounted exactly once. Refusals of other steps are warnings on a message
+    already counted.
     """
 
     state: Any
     emits: list[Emit]
-    decides_outcome: bool = False
+    outcome: Outcome | None = None
     # (workspace, custom attribute) pairs whose type decisions the emitted records reflect: the
     # runtime renders them again when a decision changes (attribute_types.Rendered)
     renders: tuple[tuple[str, str], ...] = ()
@@ -83,7 +85,8 @@ Rerender = Callable[[Any, str, dict[str, dict[str, Mark]], Policies, int], list[
 
 
 def route_message(raw: bytes | None, source: Source, policies: Policies, now: int) -> Stepped:
-    """Decode, check and re-key; a message with a messageId waits for deduplication first.
+    """Decode, check and re-key. A message with an event is settled where the event goes (there
+    it may be a duplicate); a message without one is rejected here.
 
     The earliest values of custom attributes that this message brings to light go straight to
     the attribute-firsts topic: a duplicate carries the same values, so nothing waits for it.
@@ -97,37 +100,45 @@ def route_message(raw: bytes | None, source: Source, policies: Policies, now: in
         policies.after_erasure,
         policies.inputs,
     )
-    firsts = (
-        [] if routed.event is None else firsts_of(routed.event, source.partition, policies.types)
-    )
+    if routed.event is None:
+        return Stepped(None, routed.emits, outcome="rejected")
+    firsts = firsts_of(routed.event, source.partition, policies.types)
     if firsts:
         # Every profile partition hears of them in the stream itself, so that it renders again
         # what they change before its input is committed (attribute_types.Rendered).
         learned = [[e.key, e.value] for e in firsts]
         firsts.append(Emit(BY_PROFILE, BROADCAST, {"op": "recheck", "firsts": learned}))
     learn = tuple((e.key, e.value) for e in firsts if e.output == ATTRIBUTE_FIRSTS)
-    if routed.dedupe_key is None:
-        return Stepped(None, routed.emits + firsts, decides_outcome=True, firsts=learn)
-    decisions = pack(routed.emits, routed.timestamp, source)
-    return Stepped(None, [Emit(BY_MESSAGE, routed.dedupe_key, decisions), *firsts], firsts=learn)
+    return Stepped(None, routed.emits + firsts, firsts=learn)
 
 
-def drop_duplicates(
-    seen: Any, key: str, payload: Any, at: Position, policies: Policies, now: int
-) -> Stepped:
-    """Release a message's decisions unless its messageId was seen within the window.
-
-    An erasure's forget is not an input message: it has no outcome to decide.
-    """
-    record, emits = on_message(seen, key, payload, policies.dedupe_window_ms)
-    return Stepped(record, emits, decides_outcome=not is_forget(payload))
+def _settle(
+    remembered: Any, payload: dict[str, Any], at: Position, policies: Policies
+) -> tuple[list[Emit], Outcome] | None:
+    """The outcome of a message whose event the routing step sent here, with the refusals it
+    carries; None for a duplicate (``rules.deduplication``)."""
+    event = payload["event"]
+    window = policies.dedupe_window_ms
+    if is_duplicate(remembered, event["timestamp"], event["messageId"], at, window):
+        return None
+    warnings = [Emit(REJECTIONS, w["messageId"], w) for w in payload["warnings"]]
+    return warnings, "applied_with_warning" if warnings else "applied"
 
 
 def link_device(
     record: Any, key: str, payload: Any, at: Position, policies: Policies, now: int
 ) -> Stepped:
-    """Which user owns this device; forward the device's events to the profile holding it."""
-    return Stepped(*on_anonymous_event(record, key, payload, policies.types, now, at))
+    """Which user owns this device; forward the device's events to the profile holding it.
+
+    An erasure's cascade from the profile is no input message: nothing to settle."""
+    if not routed_here(payload):
+        return Stepped(*on_anonymous_event(record, key, payload, policies.types, now, at))
+    settled = _settle(record and record.get("messages"), payload, at, policies)
+    if settled is None:
+        return Stepped(record, [], outcome="duplicate")
+    warnings, outcome = settled
+    record, emits = on_anonymous_event(record, key, payload, policies.types, now, at)
+    return Stepped(record, warnings + emits, outcome=outcome)
 
 
 def assemble_profile(
@@ -137,8 +148,15 @@ def assemble_profile(
     if command["op"] == "recheck":
         firsts = tuple((key, stamp) for key, stamp in command["firsts"])
         return Stepped(assembled, [], firsts=firsts)
+    warnings: list[Emit] = []
+    outcome: Outcome | None = None
+    if routed_here(command):  # an event that names only its user or profile
+        settled = _settle(assembled and assembled.get("messages"), command, at, policies)
+        if settled is None:
+            return Stepped(assembled, [], outcome="duplicate")
+        warnings, outcome = settled
     record, emits = on_command(assembled, profile_id, command, policies.types, now, at)
-    return Stepped(record, emits, renders=_brought(command))
+    return Stepped(record, warnings + emits, outcome=outcome, renders=_brought(command))
 
 
 def _brought(command: dict[str, Any]) -> tuple[tuple[str, str], ...]:

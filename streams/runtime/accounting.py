@@ -3,8 +3,8 @@ duplicate, or rejected, and the worker says how many of each.
 
 Later stages can still refuse parts (a type mismatch, a refused merge); those are counted as
 warnings by reason, so ``in = applied + applied_with_warning + duplicate + rejected`` holds per
-worker and summed over workers. A message is counted where its outcome is decided: at the
-deduplication stage, or at the first stage when it has no messageId to deduplicate by.
+worker and summed over workers. A message is counted where its outcome is decided: by the
+stage that owns its event (where duplicates are found), or by the first stage if it rejects it.
 
 The numbers live in one Prometheus registry per worker: ``/metrics`` exposes it as is and
 ``/counters/`` as a JSON summary.
@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from streams.rules.outcomes import MERGES, PROFILES, REJECTIONS, Emit
+from streams.rules.outcomes import MERGES, PROFILES, REJECTIONS, Emit, Outcome
 
 OUTCOMES = ("in", "applied", "applied_with_warning", "duplicate", "rejected")
 
@@ -96,19 +96,10 @@ class Counters:
         for outcome in OUTCOMES:
             self._events.labels(outcome)
 
-    def count_input(self, emits: list[Emit]) -> None:
-        """The outcome of one input message, from what was released for it (nothing: duplicate)."""
-        refusals = [e.value for e in emits if e.output == REJECTIONS]
-        whole = [r for r in refusals if r["wholeMessage"]]
+    def count_outcome(self, outcome: Outcome) -> None:
+        """What became of one input message (decided by the step that settles it)."""
         self._events.labels("in").inc()
-        if not emits:
-            outcome = "duplicate"
-        elif whole:
-            outcome = "rejected"
-        else:
-            outcome = "applied_with_warning" if refusals else "applied"
         self._events.labels(outcome).inc()
-        self.count_refusals(emits)
 
     def count_refusals(self, emits: list[Emit]) -> None:
         """Refusals of any stage, whole messages or parts."""

@@ -110,10 +110,9 @@ class Pipeline:
             app.agent(topic, name=stage.name, concurrency=1)(agent)
 
     def _account(self, stepped: Stepped) -> None:
-        if stepped.decides_outcome:
-            self.counters.count_input(stepped.emits)
-        else:
-            self.counters.count_refusals(stepped.emits)
+        if stepped.outcome is not None:
+            self.counters.count_outcome(stepped.outcome)
+        self.counters.count_refusals(stepped.emits)
 
     def _routing(self, stage: StageSpec) -> Route:
         """A stateless stage on the input: raw messages in, their decisions out, sent.

@@ -116,7 +116,8 @@ def test_a_new_device_logging_in_as_a_blocked_user_is_blocked_with_them():
     ]
     out = run([*PERSON, erase(10, user="U"), *later], after_erasure="block")
     assert out.profiles == {} and out.merges == {}
-    assert _erased_refusals(out) == [("after", "anonymousId"), ("login", "userId")]
+    # (and, depending on arrival, the person's earlier events that reach them after the erasure)
+    assert {("after", "anonymousId"), ("login", "userId")} <= set(_erased_refusals(out))
 
 
 def test_blocking_a_device_leaves_its_user_open():

@@ -12,11 +12,16 @@ SOURCE = Source("in", 0, 42)
 
 
 def routed(**kwargs):
+    """The event's forward, if any, and every refusal: those of a message without an event
+    go out at once, the others travel with the event (its owner publishes them)."""
     emits = route(IDENTIFY_EVENT.encode(identify(**kwargs)), SOURCE, now=1).emits
     forwards = [e for e in emits if e.output != REJECTIONS]
     refusals = [e.value for e in emits if e.output == REJECTIONS]
     assert len(forwards) <= 1
-    return (forwards[0] if forwards else None), refusals
+    if forwards:
+        assert refusals == []
+        return forwards[0], forwards[0].value["warnings"]
+    return None, refusals
 
 
 def test_events_naming_a_device_go_to_the_device_partition():

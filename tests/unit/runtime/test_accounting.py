@@ -8,10 +8,12 @@ def refusal(reason, whole):
 
 def test_outcomes_add_up_and_show_in_both_forms():
     counters = Counters()
-    counters.count_input([Emit(PROFILES, "p", {"x": 1})])
-    counters.count_input([refusal("blocklisted_identifier", False), Emit(PROFILES, "p", None)])
-    counters.count_input([refusal("undecodable", True)])
-    counters.count_input([])
+    counters.count_outcome("applied")
+    counters.count_outcome("applied_with_warning")
+    counters.count_refusals([refusal("blocklisted_identifier", False), Emit(PROFILES, "p", None)])
+    counters.count_outcome("rejected")
+    counters.count_refusals([refusal("undecodable", True)])
+    counters.count_outcome("duplicate")
     counters.count_refusals([refusal("type_mismatch", False), Emit(MERGES, "a", {})])
     for sent in (Emit(PROFILES, "p", None), Emit(MERGES, "a", {})):
         counters.count_published(sent)
