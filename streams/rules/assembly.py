@@ -66,9 +66,7 @@ def on_command(
             own = profile.forget(own, erased)
             messages = deduplication.forget(messages, erased)
             if deduplication.routed_here(command):  # a retry of the call is a duplicate
-                messages = deduplication.remember(
-                    messages, event.timestamp, event.message_id, at
-                )
+                messages = deduplication.remember(messages, event.timestamp, event.message_id, at)
             sent_away = sorted({*sent_away, *members})
             for member in sent_away:  # the person's devices are forgotten too
                 emits.append(Emit(BY_ANONYMOUS, member, {"erase": erased}))
@@ -84,9 +82,7 @@ def on_command(
         elif op == "event":
             own = profile.fold(own, event, profile_id)
             if deduplication.routed_here(command):  # this record settles its retries
-                messages = deduplication.remember(
-                    messages, event.timestamp, event.message_id, at
-                )
+                messages = deduplication.remember(messages, event.timestamp, event.message_id, at)
             emits += refusals(event, types, Source.from_json(command["source"]), now)
         else:
             member = command["member"]

@@ -111,9 +111,7 @@ def on_anonymous_event(
         state = before  # a redelivery: folded in already; what it implies is sent again
     else:
         state = profile.fold(before, part, key)
-    messages = deduplication.remember(
-        record.get("messages"), event.timestamp, event.message_id, at
-    )
+    messages = deduplication.remember(record.get("messages"), event.timestamp, event.message_id, at)
     record = {**record, "state": state, "messages": messages}
     if at is not None:
         record["at"] = max(list(at), applied or [])
