@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from streams.runtime import commit_guard, faust_internals
 
-TOPIC = TP("identify-events-by-message", 0)
+TOPIC = TP("identify-events-by-anonymous", 0)
 
 
 @dataclass

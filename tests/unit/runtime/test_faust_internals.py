@@ -20,7 +20,7 @@ from intervaltree import IntervalTree
 
 from streams.runtime import commit_guard, faust_internals
 
-TOPIC = TP("identify-events-by-message", 0)
+TOPIC = TP("identify-events-by-anonymous", 0)
 INSTALLED = importlib.metadata.version("faust-streaming")
 
 
@@ -165,7 +165,7 @@ def test_a_topic_read_elsewhere_is_never_made_active(app):
     """The input partitions stay assigned to the group but out of faust's fetches."""
     faust_internals.never_fetch("read-elsewhere")
     consumer = app.consumer
-    mine, other = TP("read-elsewhere", 0), TP("identify-events-by-message", 0)
+    mine, other = TP("read-elsewhere", 0), TP("identify-events-by-anonymous", 0)
     assert consumer._set_active_tps({mine, other}) == {other}
     consumer.pause_partitions({other})
     consumer.resume_partitions({mine, other})  # as faust does when recovery ends
