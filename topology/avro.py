@@ -16,6 +16,8 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
+from topology.avro_codec import Unsupported, compile_reader, compile_writer, unsupported
+
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
 MARKER = b"\xc3\x01"
 HEADER_LEN = len(MARKER) + 8
@@ -38,8 +40,24 @@ class AvroSchema:
         canonical = to_parsing_canonical_form(self.parsed)
         # fastavro prints the fingerprint as a big-endian hex number; the spec stores little-endian.
         self.header = MARKER + int(fingerprint(canonical, "CRC-64-AVRO"), 16).to_bytes(8, "little")
+        # the fast path (topology.avro_codec); whatever it does not take, fastavro does
+        named = self.parsed["__named_schemas"]
+        try:
+            self._read = compile_reader(self.parsed, named)
+        except Unsupported:
+            self._read = unsupported
+        try:
+            self._write = compile_writer(self.parsed, named)
+        except Unsupported:
+            self._write = unsupported
 
     def encode(self, record: dict[str, Any]) -> bytes:
+        out = bytearray(self.header)
+        try:
+            self._write(out, record)
+            return bytes(out)
+        except Exception:  # not the fast path's (avro_codec): fastavro writes it, or refuses
+            pass
         out = io.BytesIO()
         out.write(self.header)
         fastavro.schemaless_writer(out, self.parsed, record)
@@ -59,6 +77,19 @@ class AvroSchema:
                 f"written with schema fingerprint {data[2:HEADER_LEN].hex()}, "
                 f"expected {self.name} {self.header[2:].hex()}",
             )
+        try:
+            record, end = self._read(data, HEADER_LEN)
+        except Exception:  # not the fast path's (avro_codec): fastavro reads it, or refuses
+            record, end = self._read_slowly(data)
+        if end != len(data):
+            raise AvroDecodeError(
+                "undecodable", f"{len(data) - end} trailing bytes after {self.name} body"
+            )
+        assert isinstance(record, dict)
+        return record
+
+    def _read_slowly(self, data: bytes) -> tuple[Any, int]:
+        """fastavro's reading of the body: its record and where it ended, or its refusal."""
         body = io.BytesIO(data)
         body.seek(HEADER_LEN)
         try:
@@ -67,12 +98,7 @@ class AvroSchema:
             )
         except Exception as exc:  # fastavro raises several types for corrupt bodies
             raise AvroDecodeError("undecodable", f"corrupt {self.name} body: {exc}") from exc
-        if body.tell() != len(data):
-            raise AvroDecodeError(
-                "undecodable", f"{len(data) - body.tell()} trailing bytes after {self.name} body"
-            )
-        assert isinstance(record, dict)
-        return record
+        return record, body.tell()
 
 
 IDENTIFY_EVENT = AvroSchema("IdentifyEvent")

@@ -131,7 +131,12 @@ def _join_registers(
     joined = dict(a)
     for key, reg in b.items():
         mine = joined.get(key)
-        if mine is None or _wins(reg, mine, latest):
+        if mine is None:
+            joined[key] = reg
+        elif reg[0] != mine[0] or reg[1] != mine[1]:  # _wins, inlined: called for every key
+            if ((reg[0], reg[1]) > (mine[0], mine[1])) == latest:
+                joined[key] = reg
+        elif _wins(reg, mine, latest):
             joined[key] = reg
     return joined
 
@@ -161,14 +166,28 @@ def join(into: ProfileState, other: ProfileState, disjoint: bool = False) -> Pro
         "lastMessageId": latest[1],
         "lww": lww,
         "once": _join_registers(into["once"], other["once"], latest=False),
-        "incr": _prune(
-            _join_nested(into.get("incr", {}), other.get("incr", {})),
-            lww if disjoint else _settled_floors(lww, settled),
-        ),
-        "adds": _prune(_join_nested(into.get("adds", {}), other.get("adds", {})), lww),
-        "rems": _prune(_join_nested(into.get("rems", {}), other.get("rems", {})), lww),
+        "incr": _join_ops(into, other, "incr", lww, None if disjoint else settled),
+        "adds": _join_ops(into, other, "adds", lww),
+        "rems": _join_ops(into, other, "rems", lww),
         **settled,
     }
+
+
+def _join_ops(
+    a: ProfileState,
+    b: ProfileState,
+    name: str,
+    lww: dict[str, Register],
+    settled: dict[str, Any] | None = None,
+) -> dict[str, dict[str, list[Any]]]:
+    """Both states' ``name`` operations joined, those no longer counting pruned; with
+    ``settled``, below the bases' floors too (``_settled_floors``). Most profiles have none of
+    them: then nothing is built."""
+    ops_a, ops_b = a.get(name), b.get(name)
+    if not ops_a and not ops_b:
+        return {}
+    floors = lww if settled is None else _settled_floors(lww, settled)
+    return _prune(_join_nested(ops_a or {}, ops_b or {}), floors)
 
 
 def _settled_floors(lww: dict[str, Register], settled: dict[str, Any]) -> dict[str, Register]:

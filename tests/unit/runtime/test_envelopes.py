@@ -1,5 +1,6 @@
 """Envelopes carry a stage's records for one partition in one message, in order."""
 
+import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -36,3 +37,19 @@ def test_no_records_no_envelopes():
 def test_records_land_where_a_keyed_send_would_put_them(key, partitions):
     every = list(range(partitions))
     assert partition_for(key, partitions) == DefaultPartitioner()(key.encode(), every, every)
+
+
+@given(records, st.integers(1, 2000))
+def test_sealed_as_one_record_at_a_time(items, limit):
+    """The envelopes are what sealing each record alone and joining them gives."""
+    expected: list[bytes] = []
+    batch: list[bytes] = []
+    for key, value in items:
+        item = orjson.dumps([key, value])
+        if batch and len(b"[" + b",".join([*batch, item]) + b"]") > limit:
+            expected.append(b"[" + b",".join(batch) + b"]")
+            batch = []
+        batch.append(item)
+    if batch:
+        expected.append(b"[" + b",".join(batch) + b"]")
+    assert seal(items, limit) == expected

@@ -1,3 +1,7 @@
+import io
+import re
+
+import fastavro
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,3 +46,90 @@ def test_decode_errors_have_reasons():
 def test_arbitrary_bytes_never_escape_as_other_errors(data):
     reason_of(data)
     reason_of(IDENTIFY_EVENT.header + data)
+
+
+def _fastavro_bytes(schema, record) -> bytes:
+    out = io.BytesIO()
+    out.write(schema.header)
+    fastavro.schemaless_writer(out, schema.parsed, record)
+    return out.getvalue()
+
+
+def _outcome(read) -> object:
+    """A read's record, or its refusal (without the object addresses fastavro's messages hold)."""
+    try:
+        return read()
+    except Exception as exc:
+        return type(exc), getattr(exc, "reason", None), re.sub(r"0x[0-9a-f]+", "0x", str(exc))
+
+
+_NS = "identitystream.v1."
+_ITEMS = st.one_of(st.text(max_size=80), st.integers(-(2**64), 2**64), st.floats(), st.booleans())
+_CUSTOM = st.one_of(
+    st.tuples(st.just("string"), st.text(max_size=80)),
+    st.tuples(st.just("long"), st.integers(-(2**63), 2**63 - 1)),
+    st.tuples(st.just("double"), st.floats()),
+    st.tuples(st.just("boolean"), st.booleans()),
+    st.tuples(st.just(_NS + "DateTime"), st.fixed_dictionaries({"epochMillis": st.integers()})),
+    st.tuples(st.just(_NS + "ListValue"), st.fixed_dictionaries({"items": st.lists(_ITEMS)})),
+    st.tuples(st.just(_NS + "JsonObject"), st.fixed_dictionaries({"json": st.text()})),
+    st.integers(),  # no branch named: fastavro's to write (or refuse)
+)
+
+
+@given(
+    st.dictionaries(st.text(max_size=70), _CUSTOM, max_size=4),
+    st.one_of(st.none(), st.sampled_from(["OPTIN", "OPTOUT"]), st.just("other")),
+    st.one_of(st.none(), st.text()),
+    st.integers(-(2**64), 2**64),
+)
+def test_fast_path_writes_and_reads_what_fastavro_does(custom, opt_in, user, created):
+    """topology.avro_codec is only a fast path: the bytes, records and refusals are fastavro's."""
+    attributes = {f["name"]: None for f in PROFILE.parsed["fields"][4]["type"]["fields"]} | {
+        "custom": custom,
+        "emailOptIn": opt_in,
+        "city": user,
+    }
+    record = {
+        "profileId": "p",
+        "workspaceId": "ws",
+        "userId": user,
+        "anonymousIds": ["a", "b"] if user else [],
+        "attributes": attributes,
+        "unsegmentable": [],
+        "createdAt": created,
+        "updatedAt": 5,
+        "lastMessageId": "m",
+    }
+    expected = _outcome(lambda: _fastavro_bytes(PROFILE, record))
+    actual = _outcome(lambda: PROFILE.encode(record))
+    assert type(actual) is type(expected)  # both bytes, or both an error
+    if isinstance(expected, bytes):
+        assert actual == expected
+        read_slowly = _outcome(lambda: PROFILE._read_slowly(actual)[0])
+        assert repr(_outcome(lambda: PROFILE.decode(actual))) == repr(read_slowly)  # NaN
+
+
+@given(st.data())
+def test_fast_path_reads_corrupt_bodies_as_fastavro_does(data):
+    good = IDENTIFY_EVENT.encode(
+        identify(user="u", set={"city": "x", "custom": {"n": ("long", 3), "s": ("string", "v")}})
+    )
+    body = bytearray(good)
+    for _ in range(data.draw(st.integers(1, 3))):
+        body[data.draw(st.integers(10, len(body) - 1))] = data.draw(st.integers(0, 255))
+    body = bytes(body[: data.draw(st.integers(10, len(body)))])
+
+    def slowly() -> object:
+        record, end = IDENTIFY_EVENT._read_slowly(body)
+        return record if end == len(body) else ("trailing", len(body) - end)
+
+    def fast() -> object:
+        try:
+            return IDENTIFY_EVENT.decode(body)
+        except AvroDecodeError as exc:
+            if "trailing" in str(exc):
+                return "trailing", int(str(exc).split()[0])
+            raise
+
+    assert _outcome(fast) == _outcome(slowly)
