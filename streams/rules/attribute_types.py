@@ -159,13 +159,13 @@ class AttributeTypes:
                 kinds[name] = (kind, stamp)
         decisions: dict[str, Decision] = {}
         for kind in KINDS:
-            declared = sorted(n for n, k in self.catalog.names(workspace_id).items() if k == kind)
+            catalogued = sorted(n for n, k in self.catalog.names(workspace_id).items() if k == kind)
             found = sorted(
                 (stamp, name)
                 for name, (k, stamp) in kinds.items()
                 if k == kind and stamp is not None
             )
-            ranked = [*declared, *(name for _, name in found)]
+            ranked = [*catalogued, *(name for _, name in found)]
             for rank, name in enumerate(ranked):
                 if name in kinds:
                     decisions[name] = Decision(kind, rank < self.max_per_type, kinds[name][1])

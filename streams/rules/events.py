@@ -218,12 +218,10 @@ def parse_identify(
     to_set = _attributes(record.get("set"), policy, rejections)
     to_set_once = _attributes(record.get("setOnce"), policy, rejections)
     # A name both set and unset by one event is set: one event must not race with itself.
-    unset = (
-        frozenset(
-            [*record.get("unset", ()), *(CUSTOM_PREFIX + n for n in record.get("unsetCustom", ()))]
-        )
-        - to_set.keys()
-    )
+    # (.difference: `frozenset - dict keys` gives a set, not the frozenset the event declares)
+    unset = frozenset(
+        [*record.get("unset", ()), *(CUSTOM_PREFIX + n for n in record.get("unsetCustom", ()))]
+    ).difference(to_set)
     increment, append, remove = _operations(record, policy, rejections)
     if record.get("erase"):  # an erasure carries no data
         to_set, to_set_once, unset, increment, append, remove = {}, {}, frozenset(), {}, {}, {}

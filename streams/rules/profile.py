@@ -454,8 +454,8 @@ def _edited_list(
         if _after(added, floor) and (removed is None or added > removed):
             items.setdefault(item_key, json.loads(item_key))
     for item_key, removed in removes.items():
-        added = adds.get(item_key)
-        if _after(removed, floor) and (added is None or removed > added):
+        last_add = adds.get(item_key)
+        if _after(removed, floor) and (last_add is None or removed > last_add):
             items.pop(item_key, None)
     if value is None and not items:
         return None

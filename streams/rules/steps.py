@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from streams.rules import profile
 from streams.rules.assembly import on_command, rerender
@@ -108,7 +108,8 @@ def route_message(raw: bytes | None, source: Source, policies: Policies, now: in
         # what they change before its input is committed (attribute_types.Rendered).
         learned = [[e.key, e.value] for e in firsts]
         firsts.append(Emit(BY_PROFILE, BROADCAST, {"op": "recheck", "firsts": learned}))
-    learn = tuple((e.key, e.value) for e in firsts if e.output == ATTRIBUTE_FIRSTS)
+    # attribute-firsts records always have a key (first_key)
+    learn = tuple((cast(str, e.key), e.value) for e in firsts if e.output == ATTRIBUTE_FIRSTS)
     return Stepped(None, routed.emits + firsts, firsts=learn)
 
 
