@@ -53,10 +53,10 @@ def is_duplicate(
     """Whether a record that remembers ``remembered`` applied this messageId already, from
     another position than ``at`` (the same one: a redelivery)."""
     here = list(at) if at is not None else None
-    return any(
-        entry[1] == message_id and abs(timestamp - entry[0]) <= window_ms and entry[2:] != here
-        for entry in remembered or ()
-    )
+    for entry in remembered or ():  # a plain loop: this runs for every event
+        if entry[1] == message_id and abs(timestamp - entry[0]) <= window_ms and entry[2:] != here:
+            return True
+    return False
 
 
 def remember(
@@ -64,10 +64,11 @@ def remember(
 ) -> Remembered:
     """The messageIds of a record's events, with this one (once: the first position stays)."""
     remembered = list(remembered or [])
-    if any(entry[0] == timestamp and entry[1] == message_id for entry in remembered):
+    stamp = [timestamp, message_id]
+    at_stamp = bisect.bisect_left(remembered, stamp)  # entries are in stamp order
+    if at_stamp < len(remembered) and remembered[at_stamp][:2] == stamp:
         return remembered
-    entry = [timestamp, message_id, *(at or ())]
-    remembered.insert(bisect.bisect_left(remembered, entry), entry)
+    remembered.insert(at_stamp, [*stamp, *(at or ())])
     return remembered[-REMEMBERED:]
 
 

@@ -111,3 +111,13 @@ def test_rejected_messages_are_settled_by_the_first_stage():
 
 def test_source_is_kept_on_rejections():
     assert Source.from_json(["in", 1, 2]).to_json() == ["in", 1, 2]
+
+
+def test_entries_stay_in_stamp_order_and_older_ones_without_positions_count():
+    seen = None
+    for ts, message_id in [(5, "e"), (1, "a"), (3, "c"), (3, "b"), (9, "z")]:
+        seen = remember(seen, ts, message_id, (ts, 0))
+    assert [e[:2] for e in seen] == [[1, "a"], [3, "b"], [3, "c"], [5, "e"], [9, "z"]]
+    before_positions = [[2, "old"]]  # remembered by a version without positions
+    assert is_duplicate(before_positions, 2, "old", (0, 0), W)
+    assert remember(before_positions, 2, "old", (7, 1)) == before_positions
