@@ -93,13 +93,16 @@ class Counters:
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
-        for outcome in OUTCOMES:
-            self._events.labels(outcome)
+        # The children counted for every event, looked up once (labels() locks and hashes)
+        self._by_outcome = {outcome: self._events.labels(outcome) for outcome in OUTCOMES}
+        self._published = {
+            kind: self._outputs.labels(kind) for kind in ("profile", "tombstone", "merge")
+        }
 
     def count_outcome(self, outcome: Outcome) -> None:
         """What became of one input message (decided by the step that settles it)."""
-        self._events.labels("in").inc()
-        self._events.labels(outcome).inc()
+        self._by_outcome["in"].inc()
+        self._by_outcome[outcome].inc()
 
     def count_refusals(self, emits: list[Emit]) -> None:
         """Refusals of any stage, whole messages or parts."""
@@ -111,9 +114,9 @@ class Counters:
     def count_published(self, emit: Emit) -> None:
         """A record sent to an output topic (after coalescing, see outcomes.coalesce)."""
         if emit.output == PROFILES:
-            self._outputs.labels("tombstone" if emit.value is None else "profile").inc()
+            self._published["tombstone" if emit.value is None else "profile"].inc()
         elif emit.output == MERGES:
-            self._outputs.labels("merge").inc()
+            self._published["merge"].inc()
 
     def watch_tables(self, sizes: TableSizes) -> None:
         self.registry.register(_TableCollector(sizes))

@@ -50,9 +50,10 @@ def seal(records: list[tuple[str, Any]], limit: int = MAX_ENVELOPE_BYTES) -> lis
     return envelopes
 
 
-def unseal(envelope: bytes) -> list[tuple[str, Any]]:
-    """The records of an envelope, in the order they were sealed."""
-    return [(key, value) for key, value in orjson.loads(envelope)]
+def unseal(envelope: bytes) -> list[list[Any]]:
+    """The records of an envelope, ``[key, value]`` each, in the order they were sealed."""
+    records: list[list[Any]] = orjson.loads(envelope)
+    return records
 
 
 @functools.cache
