@@ -170,9 +170,9 @@ def measure_latency(
         for n, (key, value) in enumerate(load):
             if not probing.is_set():
                 return
-            due = started + n / rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            delay = started + n / rate - time.monotonic()
+            if delay > 0:  # one reading of the clock: two could make it negative
+                time.sleep(delay)
             payload = value if isinstance(value, bytes) else IDENTIFY_EVENT.encode(value)
             producer.produce(topic, payload, key)
             producer.poll(0)

@@ -102,10 +102,15 @@ class Intake:
         committing = asyncio.ensure_future(self._commit_periodically())
         try:
             while True:
-                epoch, messages = await self._batches.get()
+                queued = [await self._batches.get()]
+                # What the reader queued while the last batch was routed and delivered goes in
+                # this one: taken a batch at a time, each waited for every delivery before it.
+                while not self._batches.empty():
+                    queued.append(self._batches.get_nowait())
                 async with self._routing:
-                    if epoch == self._epoch:
-                        await self._route_batch(messages)
+                    current = [batch for epoch, batch in queued if epoch == self._epoch]
+                    if current:
+                        await self._route_batch([m for batch in current for m in batch])
         finally:
             committing.cancel()
 

@@ -1,0 +1,151 @@
+"""Where a probe's latency goes: produce -> profile, and each hop, under a steady load.
+
+``make bench`` reports produce -> profile only. This runs one worker, publishes a steady load
+(a generated workload, as ``make bench`` does) with probe logins among it, then reads back the
+Kafka timestamps of the record each hop produced for each probe: the route stage's envelope on
+the by-anonymous topic, the link stage's on the by-profile topic, the assemble stage's profile.
+A producer stamps a record when it is handed over, so each difference is one hop: its fetch,
+its batch, its step and the delivery of the previous hop's batch.
+
+    .venv/bin/python -m benchmarks.hops --rate 1000
+
+Keep the broker running between runs (``make broker-start``): a freshly started broker is far
+slower for its first minute (JIT), which is not the worker's latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from benchmarks.run import measure_latency
+from streams.rules.identity import IdKind, derive_profile_id
+from streams.runtime.settings import Settings
+from streams.tools.harness import Deployment, cluster
+from streams.tools.workload import WorkloadSpec, generate
+
+PROBE_WORKSPACE = "bench"  # as benchmarks.run's probes
+
+
+def _stamped(kafka_config: dict[str, str], topic: str) -> list[tuple[bytes | None, bytes, int]]:
+    """Every record of ``topic``: key, value and Kafka timestamp (ms)."""
+    consumer = Consumer(
+        {**kafka_config, "group.id": f"hops-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10).topics[topic]
+        ends: dict[int, int] = {}
+        assignment = []
+        for partition in meta.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
+            if high > low:
+                ends[partition] = high
+                assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        consumer.assign(assignment)
+        out = []
+        while ends:
+            message = consumer.poll(1.0)
+            if message is None or message.error():
+                continue
+            out.append((message.key(), message.value(), message.timestamp()[1]))
+            if message.offset() + 1 >= ends.get(message.partition(), 0):
+                ends.pop(message.partition(), None)
+        return out
+    finally:
+        consumer.close()
+
+
+def _first_by_probe(records: list[tuple[bytes | None, bytes, int]]) -> dict[str, int]:
+    """When the first envelope record carrying each probe's event was produced."""
+    first: dict[str, int] = {}
+    for _, value, stamp in records:
+        for _, payload in orjson.loads(value):
+            event: dict[str, Any] | None = (
+                payload.get("event") if isinstance(payload, dict) else None
+            )
+            user = (event or {}).get("userId") or ""
+            if user.startswith("probe-"):
+                first.setdefault(user, stamp)
+    return first
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    values = sorted(values)
+    return {
+        "p50": statistics.median(values),
+        "p90": values[int(0.9 * (len(values) - 1))],
+        "max": values[-1],
+    }
+
+
+def measure(rate: float, probes: int, gap_s: float, people: int, warmup_s: float) -> dict[str, Any]:
+    with ExitStack() as stack:
+        run_id = uuid.uuid4().hex[:8]
+        settings = Settings.from_env().with_changes(
+            bootstrap_servers=cluster(stack),
+            app_id=f"hops-{run_id}",
+            topic_prefix=f"hops-{run_id}.",
+        )
+        deployment = Deployment(settings, Path(".data") / f"hops-{run_id}").create_topics()
+        stack.callback(deployment.destroy)
+        deployment.start_worker("worker-1")
+        load = generate(WorkloadSpec(people=people, workspaces=2, seed=8))
+        time.sleep(
+            warmup_s
+        )  # a worker's first seconds (group settling, first fetches) are not its latency
+        latencies = measure_latency(deployment, probes, gap_s, load, rate)
+        deployment.wait_processed(timeout=600)
+        topology, config = deployment.topology, deployment.kafka_config
+        sent = {
+            key.decode(): stamp
+            for key, _, stamp in _stamped(config, topology.identify_events.name)
+            if key and key.startswith(b"probe-")
+        }
+        routed = _first_by_probe(_stamped(config, topology.events_by_anonymous.name))
+        linked = _first_by_probe(_stamped(config, topology.events_by_profile.name))
+        published: dict[str, int] = {}
+        for key, _, stamp in _stamped(config, topology.profiles.name):
+            if key:
+                published.setdefault(key.decode(), stamp)
+        hops: dict[str, list[float]] = {"route": [], "link": [], "assemble": []}
+        for user, start in sent.items():
+            profile = derive_profile_id(PROBE_WORKSPACE, IdKind.USER, user)
+            if user in routed and user in linked and profile in published:
+                hops["route"].append(routed[user] - start)
+                hops["link"].append(linked[user] - routed[user])
+                hops["assemble"].append(published[profile] - linked[user])
+        return {
+            "rate_events_per_s": rate,
+            "probes": len(latencies),
+            "produce_to_profile_ms": {
+                "p50": statistics.median(latencies),
+                "p99": latencies[int(0.99 * (len(latencies) - 1))],
+            },
+            "hops_ms": {name: _summary(values) for name, values in hops.items() if values},
+        }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=1000, help="background load, events/s")
+    parser.add_argument("--probes", type=int, default=50)
+    parser.add_argument("--probe-gap", type=float, default=0.1)
+    parser.add_argument("--people", type=int, default=1000, help="of the background workload")
+    parser.add_argument("--warmup", type=float, default=8.0, help="seconds the worker idles first")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    result = measure(args.rate, args.probes, args.probe_gap, args.people, args.warmup)
+    print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    print(f"({time.monotonic() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
