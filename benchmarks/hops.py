@@ -98,9 +98,8 @@ def measure(rate: float, probes: int, gap_s: float, people: int, warmup_s: float
         stack.callback(deployment.destroy)
         deployment.start_worker("worker-1")
         load = generate(WorkloadSpec(people=people, workspaces=2, seed=8))
-        time.sleep(
-            warmup_s
-        )  # a worker's first seconds (group settling, first fetches) are not its latency
+        # a worker's first seconds (group settling, first fetches) are not its latency
+        time.sleep(warmup_s)
         latencies = measure_latency(deployment, probes, gap_s, load, rate)
         deployment.wait_processed(timeout=600)
         topology, config = deployment.topology, deployment.kafka_config
