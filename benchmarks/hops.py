@@ -24,50 +24,24 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import Message
 
 from benchmarks.run import measure_latency
 from streams.rules.identity import IdKind, derive_profile_id
 from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
+from streams.tools.readback import messages
 from streams.tools.workload import WorkloadSpec, generate
 
 PROBE_WORKSPACE = "bench"  # as benchmarks.run's probes
 
 
-def _stamped(kafka_config: dict[str, str], topic: str) -> list[tuple[bytes | None, bytes, int]]:
-    """Every record of ``topic``: key, value and Kafka timestamp (ms)."""
-    consumer = Consumer(
-        {**kafka_config, "group.id": f"hops-{uuid.uuid4().hex}", "enable.auto.commit": False}
-    )
-    try:
-        meta = consumer.list_topics(topic, timeout=10).topics[topic]
-        ends: dict[int, int] = {}
-        assignment = []
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)
-            if high > low:
-                ends[partition] = high
-                assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
-        consumer.assign(assignment)
-        out = []
-        while ends:
-            message = consumer.poll(1.0)
-            if message is None or message.error():
-                continue
-            out.append((message.key(), message.value(), message.timestamp()[1]))
-            if message.offset() + 1 >= ends.get(message.partition(), 0):
-                ends.pop(message.partition(), None)
-        return out
-    finally:
-        consumer.close()
-
-
-def _first_by_probe(records: list[tuple[bytes | None, bytes, int]]) -> dict[str, int]:
+def _first_by_probe(records: list[Message]) -> dict[str, int]:
     """When the first envelope record carrying each probe's event was produced."""
     first: dict[str, int] = {}
-    for _, value, stamp in records:
-        for _, payload in orjson.loads(value):
+    for record in records:
+        stamp = record.timestamp()[1]
+        for _, payload in orjson.loads(record.value()):
             event: dict[str, Any] | None = (
                 payload.get("event") if isinstance(payload, dict) else None
             )
@@ -104,16 +78,16 @@ def measure(rate: float, probes: int, gap_s: float, people: int, warmup_s: float
         deployment.wait_processed(timeout=600)
         topology, config = deployment.topology, deployment.kafka_config
         sent = {
-            key.decode(): stamp
-            for key, _, stamp in _stamped(config, topology.identify_events.name)
-            if key and key.startswith(b"probe-")
+            record.key().decode(): record.timestamp()[1]
+            for record in messages(config, topology.identify_events.name)
+            if (record.key() or b"").startswith(b"probe-")
         }
-        routed = _first_by_probe(_stamped(config, topology.events_by_anonymous.name))
-        linked = _first_by_probe(_stamped(config, topology.events_by_profile.name))
+        routed = _first_by_probe(messages(config, topology.events_by_anonymous.name))
+        linked = _first_by_probe(messages(config, topology.events_by_profile.name))
         published: dict[str, int] = {}
-        for key, _, stamp in _stamped(config, topology.profiles.name):
-            if key:
-                published.setdefault(key.decode(), stamp)
+        for record in messages(config, topology.profiles.name):
+            if record.key():
+                published.setdefault(record.key().decode(), record.timestamp()[1])
         hops: dict[str, list[float]] = {"route": [], "link": [], "assemble": []}
         for user, start in sent.items():
             profile = derive_profile_id(PROBE_WORKSPACE, IdKind.USER, user)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import fastavro
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streams.runtime.output_encoding import MAGIC
@@ -110,10 +110,8 @@ def wait_caught_up(
         time.sleep(0.5)
 
 
-def read_all(
-    kafka_config: dict[str, str], topic: str, decode: Callable[[bytes], Any] | None = None
-) -> list[tuple[str | None, Any, int]]:
-    """Every message of ``topic`` up to its current end: (key, decoded value or None, partition)."""
+def messages(kafka_config: dict[str, str], topic: str) -> list[Message]:
+    """Every message of ``topic`` up to its current end, as librdkafka gives them."""
     consumer = _consumer(kafka_config, f"readback-{time.monotonic_ns()}")
     try:
         meta = consumer.list_topics(topic, timeout=10).topics[topic]
@@ -124,7 +122,7 @@ def read_all(
             if high > low:
                 ends[p] = high
                 assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
-        out: list[tuple[str | None, Any, int]] = []
+        out: list[Message] = []
         if not assignment:
             return out
         consumer.assign(assignment)
@@ -138,14 +136,24 @@ def read_all(
                 continue
             if msg.error():
                 raise RuntimeError(str(msg.error()))
-            key = msg.key().decode() if msg.key() is not None else None
-            raw = msg.value()
-            out.append((key, decode(raw) if decode and raw is not None else raw, msg.partition()))
+            out.append(msg)
             if msg.offset() + 1 >= ends.get(msg.partition(), 0):
                 ends.pop(msg.partition(), None)
         return out
     finally:
         consumer.close()
+
+
+def read_all(
+    kafka_config: dict[str, str], topic: str, decode: Callable[[bytes], Any] | None = None
+) -> list[tuple[str | None, Any, int]]:
+    """Every message of ``topic`` up to its current end: (key, decoded value or None, partition)."""
+    out: list[tuple[str | None, Any, int]] = []
+    for msg in messages(kafka_config, topic):
+        key = msg.key().decode() if msg.key() is not None else None
+        raw = msg.value()
+        out.append((key, decode(raw) if decode and raw is not None else raw, msg.partition()))
+    return out
 
 
 def latest_by_key(
