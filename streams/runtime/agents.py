@@ -1,17 +1,17 @@
-"""The declared stages (topology.stages) made runnable, here and nowhere else: one faust agent
-per keyed stage, the librdkafka intake for the stateless stage on the input.
+"""The declared stages (topology.stages) made runnable, here and nowhere else: each stage's
+input read through librdkafka (streams.runtime.intake), its step applied, its records sent.
 
-Every keyed agent is the same machine around a different pure step: take what is waiting in
-batches, apply each message's records to the stage's table in the message's partition, write
-each changed key once per message, send the batch's outputs together (records for the next stage
-in one envelope per partition) with the changelog records of its writes, await the broker, then
-mark the batch handled for the commit guard. So adding or removing a stage is a change to the
-declaration and its rule, never to this module.
+Every keyed stage is the same machine around a different pure step: take the messages waiting,
+apply each message's records to the stage's table in the message's partition, write each changed
+key once per message, hand the batch's outputs over together (records for the next stage in one
+envelope per partition) with the changelog records of its writes, and go on with the next batch
+while the broker acknowledges them; once it has them (and every batch before), the batch's
+offsets may be committed. So adding or removing a stage is a change to the declaration and its
+rule, never to this module.
 
-At-least-once: faust acks a batch only after the body has run, the body returns only once the
-broker has the batch's outputs (streams.runtime.delivery), and no commit passes a message not
-marked handled (streams.runtime.commit_guard). Every step is idempotent, so a redelivered batch
-changes nothing and its outputs are simply sent again.
+At-least-once: no commit passes a message whose batch's outputs and changelog records the
+broker does not have (streams.runtime.delivery, ``InOrder``). Every step is idempotent, so a
+redelivered batch changes nothing and its outputs are simply sent again.
 """
 
 from __future__ import annotations
@@ -19,14 +19,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import faust
 import orjson
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
-from faust.types import EventT
 
 from streams.rules.outcomes import BROADCAST, Emit, Source, coalesce
 from streams.rules.steps import Policies, Stepped
@@ -34,9 +33,8 @@ from streams.runtime import envelopes
 from streams.runtime.accounting import Counters
 from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.commit_guard import HandledOffsets
-from streams.runtime.delivery import Outbox, Record
-from streams.runtime.faust_internals import eager_batches
-from streams.runtime.intake import Intake, Route
+from streams.runtime.delivery import Delivered, Outbox, Record
+from streams.runtime.intake import Handle, Intake, Settle
 from streams.runtime.output_encoding import Encode
 from streams.runtime.rerendering import Rerendering
 from streams.runtime.writer_schemas import WriterSchemas
@@ -45,7 +43,6 @@ from topology.topics import Topology, partition_for
 
 logger = logging.getLogger(__name__)
 
-Handle = Callable[[EventT], list[Emit]]
 ApplyFirsts = Callable[[list[tuple[str, Any]]], None]
 
 
@@ -63,11 +60,11 @@ class Pipeline:
     counters: Counters
     handled: HandledOffsets
     outbox: Outbox
-    kafka_config: dict[str, str]  # the input's librdkafka consumer (streams.runtime.intake)
-    commit_interval_s: float  # of the input's offsets
+    kafka_config: dict[str, str]  # the stages' librdkafka consumers (streams.runtime.intake)
+    commit_interval_s: float  # of the stages' input offsets
     changelogs: Changelogs  # the tables' changelog records, sent with each batch's outputs
-    batch_size: int
-    batch_linger_s: float  # how long a batch gathers after its first message
+    batch_size: int  # messages handled together, at most
+    fetch_max_wait_ms: int  # librdkafka's fetch.wait.max.ms for the stages' inputs
     encode: Encode  # frames the Avro outputs (streams.runtime.output_encoding)
     # the attribute-firsts topic read to its end at start-up (streams.runtime.attribute_firsts)
     types_ready: asyncio.Event
@@ -78,44 +75,38 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
+        self._background: set[asyncio.Task[None]] = set()
 
     def install(self, app: faust.App, tables: dict[str, ChangelogTable]) -> None:
-        """One agent per keyed stage, reading the stage's input topic as raw bytes; the
-        stateless stage on the input reads it through librdkafka (streams.runtime.intake)."""
+        """Each stage's input read through librdkafka, in faust's group (runtime.intake)."""
         for stage in self.stages:
-            spec = self.topology.stream(stage.input)
             if stage.table is None:
-                Intake(
-                    app,
-                    spec.name,
-                    self.kafka_config,
-                    self.batch_size,
-                    self.commit_interval_s,
-                    self._routing(stage),
-                    self.handled,
-                ).install()
-                continue
-            topic = app.topic(
-                spec.name,
-                partitions=spec.partitions,
-                key_serializer="raw",
-                value_serializer="raw",
-                internal=False,  # created up front by topology.admin, never by faust
-            )
-            rerendering = None
-            if stage.rerender is not None:
-                rerendering = Rerendering(stage, tables[stage.table.name], self.policies)
-                self.rerenderings.append(rerendering)
-            agent = self._batches(self._keyed(stage, tables, rerendering), rerendering)
-            app.agent(topic, name=stage.name, concurrency=1)(agent)
+                handle = self._routing(stage)
+            else:
+                rerendering = None
+                if stage.rerender is not None:
+                    rerendering = Rerendering(stage, tables[stage.table.name], self.policies)
+                    self.rerenderings.append(rerendering)
+                handle = self._keyed(stage, tables[stage.table.name], rerendering)
+            Intake(
+                app,
+                self.topology.stream(stage.input).name,
+                self.kafka_config,
+                self.batch_size,
+                self.fetch_max_wait_ms,
+                self.commit_interval_s,
+                handle,
+                self.outbox,
+                self.handled,
+            ).install()
 
     def _account(self, stepped: Stepped) -> None:
         if stepped.outcome is not None:
             self.counters.count_outcome(stepped.outcome)
         self.counters.count_refusals(stepped.emits)
 
-    def _routing(self, stage: StageSpec) -> Route:
-        """A stateless stage on the input: raw messages in, their decisions out, sent.
+    def _routing(self, stage: StageSpec) -> Handle:
+        """A stateless stage on the input: raw messages in, the records of their decisions out.
 
         The rules read Confluent-framed input with the writer schemas fetched for the batch
         beforehand (a registry that fails holds the batch, see streams.runtime.writer_schemas).
@@ -125,7 +116,7 @@ class Pipeline:
             inputs = replace(policies.inputs, writer_schemas=self.writer_schemas.known)
             policies = replace(policies, inputs=inputs)
 
-        async def route(messages: list[Message]) -> None:
+        async def route(messages: list[Message]) -> tuple[list[Record], Settle]:
             await self._types_decided()
             if self.writer_schemas is not None:
                 await self.writer_schemas.resolve(message.value() for message in messages)
@@ -142,27 +133,22 @@ class Pipeline:
                 if stepped.firsts:
                     self.apply_firsts(list(stepped.firsts))
                 emits += stepped.emits
-            await self._send(emits)
+            return self._records(emits), self._settled(None, None)
 
         return route
 
     def _keyed(
-        self,
-        stage: StageSpec,
-        tables: dict[str, ChangelogTable],
-        rerendering: Rerendering | None,
+        self, stage: StageSpec, table: ChangelogTable, rerendering: Rerendering | None
     ) -> Handle:
         """A keyed stage: its records' table partition is the one of the envelope's message."""
-        assert stage.table is not None
-        table = tables[stage.table.name]
 
-        def handle(event: EventT) -> list[Emit]:
+        def step(message: Message) -> list[Emit]:
             # Each changed key is written once per envelope, like Kafka Streams' record cache:
             # one store write and one changelog record instead of one per update.
             changed: dict[str, Any] = {}
             emits: list[Emit] = []
-            offset, partition = event.message.offset, event.message.partition
-            for index, (key, value) in enumerate(envelopes.unseal(event.value)):
+            offset, partition = message.offset(), message.partition()
+            for index, (key, value) in enumerate(envelopes.unseal(message.value())):
                 before = changed[key] if key in changed else table.read(partition, key)
                 stepped = stage.step(before, key, value, (offset, index), self.policies, _now())
                 if stepped.state != before:
@@ -177,6 +163,20 @@ class Pipeline:
                 table.write(partition, key, state)
             return emits
 
+        async def handle(messages: list[Message]) -> tuple[list[Record], Settle]:
+            await self._types_decided()
+            emits: list[Emit] = []
+            for message in messages:
+                emits += step(message)
+            marks = None
+            if rerendering is not None:
+                partitions = list(dict.fromkeys(message.partition() for message in messages))
+                again = rerendering.catch_up(partitions)
+                self.counters.count_refusals(again)
+                emits += again
+                marks = rerendering.marks(partitions)
+            return self._records(emits), self._settled(rerendering, marks)
+
         return handle
 
     async def _types_decided(self) -> None:
@@ -187,37 +187,32 @@ class Pipeline:
             except TimeoutError:
                 logger.warning("still waiting for the attribute-firsts reader")
 
-    def _batches(
-        self, handle: Handle, rerendering: Rerendering | None
-    ) -> Callable[..., AsyncIterator[None]]:
-        """The agent body: batches of up to ``batch_size`` messages, handed over
-        ``batch_linger_s`` after their first arrived (``faust_internals.eager_batches``)."""
+    def _settled(
+        self, rerendering: Rerendering | None, marks: dict[int, dict[str, Any]] | None
+    ) -> Settle:
+        """What follows once the broker has a batch's records: where the changelogs end, and the
+        rendering marks those records stand for."""
 
-        async def agent(stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-            batch: list[EventT]
-            async for batch in eager_batches(stream, self.batch_size, self.batch_linger_s):
-                await self._types_decided()
-                emits: list[Emit] = []
-                for event in batch:
-                    emits += handle(event)
-                if rerendering is not None:
-                    again = rerendering.catch_up(batch)
-                    self.counters.count_refusals(again)
-                    emits += again
-                await self._send(emits)
-                if rerendering is not None:
-                    rerendering.store(batch)
-                    await self._send([])  # the marks' changelog records, if they changed
-                for event in batch:
-                    self.handled.mark(event.message)
-                yield None
+        def settled(delivered: Delivered) -> None:
+            self.changelogs.persist(delivered.offsets)
+            if rerendering is not None and marks is not None and rerendering.store(marks):
+                self._in_background(self._send([]))  # the marks' changelog records
 
-        return agent
+        return settled
+
+    def _in_background(self, sending: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(sending)
+        self._background.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._background.discard)
 
     async def _send(self, emits: list[Emit]) -> None:
+        """``_records`` of ``emits``, returning once the broker has them all, having noted where
+        the changelogs now end."""
+        self.changelogs.persist(await self.outbox.deliver(self._records(emits)))
+
+    def _records(self, emits: list[Emit]) -> list[Record]:
         """Outputs one by one, the latest per key; records for another stage in one envelope per
-        partition; the changelog records of the tables' writes. Returns once the broker has them
-        all (see streams.runtime.delivery), having noted where the changelogs now end."""
+        partition; the changelog records of the tables' writes so far."""
         records: list[Record] = []
         by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
         for emit in coalesce(emits):
@@ -240,5 +235,4 @@ class Pipeline:
             records += [
                 Record(topic, None, envelope, partition) for envelope in envelopes.seal(items)
             ]
-        records += self.changelogs.take()
-        self.changelogs.persist(await self.outbox.deliver(records))
+        return records + self.changelogs.take()

@@ -1,8 +1,7 @@
-"""The faust application of a worker: the App, its tables and pages; the agents come from the
-declared stages (topology.stages via streams.runtime.agents).
-
-All agents run with concurrency 1 under at-least-once processing; every stage is idempotent, so
-a redelivered message changes nothing and its outputs are simply sent again.
+"""The faust application of a worker: the App, its group, tables and pages; the stages come from
+the declaration (topology.stages via streams.runtime.agents), each reading its input through
+librdkafka under at-least-once processing; every stage is idempotent, so a redelivered message
+changes nothing and its outputs are simply sent again.
 """
 
 from __future__ import annotations
@@ -102,9 +101,9 @@ def build_app(settings: Settings) -> faust.App:
     counters = Counters()
     _serve_counters(app, counters)
     # A batch's records are handed to librdkafka in one loop, so a long linger gathers nothing
-    # more; every stage awaits its delivery, so the linger is paid once per hop. 1 ms against 5:
-    # p50 produce -> profile 32-42 against 71-95 ms at 300 events/s, equal at 1,000
-    # (benchmarks.hops); 0 sent the first record of each batch alone.
+    # more, and the linger is paid once per hop. 1 ms against 5: p50 produce -> profile 32-42
+    # against 71-95 ms at 300 events/s, equal at 1,000 (benchmarks.hops); 0 sent the first
+    # record of each batch alone.
     outbox = Outbox(settings.kafka_config(), linger_ms=1)
 
     tables = {
@@ -137,7 +136,7 @@ def build_app(settings: Settings) -> faust.App:
         commit_interval_s=settings.commit_interval_s,
         changelogs=changelogs,
         batch_size=settings.batch_size,
-        batch_linger_s=settings.batch_linger_ms / 1000,
+        fetch_max_wait_ms=settings.fetch_max_wait_ms,
         encode=encode,
         types_ready=firsts.ready,
         apply_firsts=firsts.apply,

@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -44,6 +46,18 @@ class Record:
     key: bytes | None
     value: bytes | None
     partition: int = BY_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a delivery wrote: the highest offset per partition, and the topics it had to
+    produce again (the deliveries after it produce theirs again too, see ``Outbox.start``)."""
+
+    offsets: Offsets
+    produced_again: frozenset[str]
+
+
+Delivery = asyncio.Future[Delivered]
 
 
 class _Batch:
@@ -114,7 +128,7 @@ class Outbox:
         """
         if not records:
             return {}
-        sending = asyncio.ensure_future(self._deliver(records))
+        sending = await self.start(records)
         cancelled = False
         while not sending.done():
             try:
@@ -123,24 +137,47 @@ class Outbox:
                 cancelled = True
         if cancelled:
             raise asyncio.CancelledError
-        return sending.result()
+        return sending.result().offsets
 
-    async def _deliver(self, records: list[Record]) -> Offsets:
+    async def start(self, records: list[Record], after: Delivery | None = None) -> Delivery:
+        """Hand ``records`` to librdkafka (returns once it has them all); the returned delivery
+        settles once the broker has them *and* ``after`` has settled.
+
+        A record that failed is produced again with every record of its topic in the call, and
+        so is every record of that topic in the deliveries started after it: a later call's
+        write of a key stays the last one, even when the earlier call had to go again.
+        """
         producer = self._started()
         loop = asyncio.get_running_loop()
-        offsets: Offsets = {}
-        while True:
-            batch = _Batch(loop, len(records))
-            pending = records
-            while pending := _produce_until_full(producer, pending, batch):
-                await asyncio.sleep(0.01)  # librdkafka's queue is full: let it drain
+        batch = _Batch(loop, len(records))
+        pending = records
+        while pending := _produce_until_full(producer, pending, batch):
+            await asyncio.sleep(0.01)  # librdkafka's queue is full: let it drain
+        return asyncio.ensure_future(self._settle(records, batch, after))
+
+    async def _settle(
+        self, records: list[Record], batch: _Batch, after: Delivery | None
+    ) -> Delivered:
+        if records:
             await batch.done
+        offsets = dict(batch.offsets)
+        failed = set(batch.failed)
+        if after is not None:
+            failed |= (await after).produced_again
+        produced_again: set[str] = set()
+        while failed:
+            produced_again |= failed
+            await asyncio.sleep(RETRY_BACKOFF_S)
+            again = [record for record in records if record.topic in failed]
+            batch = _Batch(asyncio.get_running_loop(), len(again))
+            while again := _produce_until_full(self._started(), again, batch):
+                await asyncio.sleep(0.01)
+            if batch.left:
+                await batch.done
             for where, offset in batch.offsets.items():
                 offsets[where] = max(offset, offsets.get(where, -1))
-            if not batch.failed:
-                return offsets
-            records = [record for record in records if record.topic in batch.failed]
-            await asyncio.sleep(RETRY_BACKOFF_S)
+            failed = batch.failed
+        return Delivered(offsets, frozenset(produced_again))
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Deliver what is still queued, then stop polling."""
@@ -152,6 +189,44 @@ class Outbox:
         left = self._producer.flush(timeout_s)
         if left:
             log.error("%d output records not delivered at shutdown", left)
+
+
+class InOrder:
+    """One stage's deliveries: started one after another, settled in that order, at most
+    ``depth`` of them on their way.
+
+    A stage hands its next batch's records to librdkafka while the broker is still
+    acknowledging the previous batches, instead of idling for every acknowledgement (about
+    5 ms a batch on this broker, as long as a small batch's work). Whatever a batch's input
+    must wait for (marked handled, so that a commit may pass it) runs in ``on_delivered``, once
+    the broker has that batch and every batch before it.
+    """
+
+    def __init__(self, outbox: Outbox, depth: int) -> None:
+        self._outbox = outbox
+        self._depth = depth
+        self._in_flight: deque[Delivery] = deque()
+
+    async def send(self, records: list[Record], on_delivered: Callable[[Delivered], None]) -> None:
+        """Return once librdkafka has ``records``; ``on_delivered`` runs once the broker does."""
+        while self._in_flight and (
+            self._in_flight[0].done() or len(self._in_flight) >= self._depth
+        ):
+            await asyncio.shield(self._in_flight.popleft())  # goes on if the stage is stopped
+        after = self._in_flight[-1] if self._in_flight else None
+        delivery = await self._outbox.start(records, after)
+
+        def settled(done: Delivery) -> None:
+            if not done.cancelled() and done.exception() is None:
+                on_delivered(done.result())
+
+        delivery.add_done_callback(settled)
+        self._in_flight.append(delivery)
+
+    async def drain(self) -> None:
+        """Until every delivery started so far has settled."""
+        while self._in_flight:
+            await asyncio.shield(self._in_flight.popleft())
 
 
 def _produce_until_full(producer: Producer, records: list[Record], batch: _Batch) -> list[Record]:

@@ -3,8 +3,8 @@
 The runtime needs a few things faust does not offer publicly: a table partition's RocksDB
 database, the router's table metadata, a table's open RocksDB partitions, the consumer's commit
 decision and the bookkeeping behind it, the offset a partition was seeked to, whether table
-recovery has finished, committing offsets of its choosing, and a topic faust is assigned but
-never fetches. Each is a function here, so a
+recovery has finished and messages may flow, committing offsets of its choosing, and topics
+faust is assigned but never fetches. Each is a function here, so a
 faust upgrade that moves one breaks one module and one set of tests
 (tests/unit/runtime/test_faust_internals.py), and ``check`` refuses to start on a
 faust-streaming release these were not verified on.
@@ -18,13 +18,12 @@ still imports this module and ``check`` can say what is missing.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import inspect
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +31,8 @@ import faust
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
-from faust.types import TP, EventT
+from faust.types import TP
 from intervaltree import IntervalTree
-from mode.utils.aiter import aiter
-from mode.utils.futures import notify
 
 VERIFIED = frozenset({"0.15.3"})
 UNVERIFIED_ENV = "IDENTITY_STREAM_UNVERIFIED_FAUST"
@@ -141,68 +138,13 @@ async def commit_offsets(consumer: Consumer, offsets: dict[TP, int]) -> bool:
     return await consumer._commit_offsets(offsets)
 
 
-async def eager_batches(
-    stream: faust.Stream, max_: int, linger_s: float
-) -> AsyncIterator[list[EventT]]:
-    """faust's ``Stream.take_events`` with its timer started by the first event: a batch is
-    handed over ``linger_s`` after its first event arrived, or when it holds ``max_``.
-
-    ``take_events(max_, within)`` waits for a full buffer or for ``within`` measured from the
-    start of each wait, whether or not anything arrived: at low load every event of every hop
-    waited up to ``within`` for the timer (p50 ~25 ms a hop at 50 ms), and a smaller ``within``
-    made batches small under load too. faust's stream hands the buffer one message at a time and
-    not while a batch is handled, so a batch still needs a moment to gather what is queued:
-    ``linger_s``, as a Kafka producer's ``linger.ms``. Acks, back-pressure (at most ``max_``
-    buffered) and the processor that fills the buffer are faust's, copied from faust-streaming
-    0.15.3.
-    """
-    events: list[EventT] = []
-    nonempty, full, consumed = asyncio.Event(), asyncio.Event(), asyncio.Event()
-    consuming: asyncio.Future[None] | None = None
-    acks_were = stream.enable_acks
-
-    async def add_to_buffer(value: Any) -> Any:
-        nonlocal consuming
-        if consuming is not None:
-            try:
-                await consuming
-            finally:
-                consuming = None
-        event = stream.current_event
-        if event is None:
-            raise RuntimeError("eager_batches: a buffered value without its event")
-        events.append(event)
-        nonempty.set()
-        if len(events) >= max_:
-            full.set()
-            consumed.clear()
-            await stream.wait(consumed)
-        return value
-
-    stream.enable_acks = False  # acked below, once the batch is handled
-    stream.add_processor(add_to_buffer)
-    stream._enable_passive(aiter(stream.channel))
-    try:
-        while not stream.should_stop:
-            await stream.wait_for_stopped(nonempty)
-            if len(events) < max_:
-                await stream.wait_for_stopped(full, timeout=linger_s)
-            if not events:
-                continue
-            consuming = asyncio.get_running_loop().create_future()
-            try:
-                yield list(events)
-            finally:
-                for event in events:
-                    await stream.ack(event)
-                events.clear()
-                notify(consuming)
-                nonempty.clear()
-                full.clear()
-                consumed.set()
-    finally:
-        stream.enable_acks = acks_were
-        stream._processors.remove(add_to_buffer)
+async def flowing(app: faust.App) -> None:
+    """Until the app's consumer lets messages flow: not during a rebalance, not before table
+    recovery has finished (faust stops the flow when a rebalance starts and resumes it once
+    every table partition the worker was given is restored)."""
+    consumer = app.consumer
+    while not consumer.flow_active:
+        await consumer.can_resume_flow.wait()
 
 
 def install_commit_point(commit_point: NewOffset) -> None:
@@ -322,7 +264,6 @@ def _missing_internals() -> list[str]:
     app = faust.App("faust-internals-check", autodiscover=False)  # never started: no I/O
     consumer = app.consumer
     tables = app.tables
-    stream = app.stream(app.topic("faust-internals-check"))
     present = {
         "Consumer._new_offset(self, tp)": _faust_new_offset is not None
         and list(inspect.signature(_faust_new_offset).parameters) == ["self", "tp"],
@@ -340,8 +281,8 @@ def _missing_internals() -> list[str]:
             hasattr(RocksDBStore, name) for name in ("_db_for_partition", "offset_key")
         ),
         "app.tables.recovery.completed": hasattr(getattr(tables, "recovery", None), "completed"),
-        "faust.Stream._enable_passive, Stream()._processors": all(
-            hasattr(stream, name) for name in ("_enable_passive", "_processors")
+        "Consumer().flow_active, can_resume_flow": all(
+            hasattr(consumer, name) for name in ("flow_active", "can_resume_flow")
         ),
         "Consumer._set_active_tps, resume_partitions, verify_all_partitions_active, "
         "_commit_offsets": all(

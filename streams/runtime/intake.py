@@ -1,22 +1,29 @@
-"""The input topic, read through librdkafka; faust's consumer group still decides who reads what.
+"""A stage's input topic, read through librdkafka; faust's consumer group still decides who
+reads what, and faust's tables still hold the state.
 
 faust's consumer path costs ~130 us per message before any work is done (its fetch loop, stream
-bookkeeping, acks): on the input, one message per event, that alone capped a worker at ~7,000
-events/s (the inner hops carry envelopes, many records a message, and stay with faust). The
-routing stage is stateless, so its input needs nothing faust adds (tables, changelogs,
-recovery), only an owner per partition and committed offsets, and both stay faust's:
+bookkeeping, acks), and its fetches are pure Python on a thread of their own, fighting the
+stages for the interpreter: on the input, one message per event, that alone capped a worker at
+~7,000 events/s, and on the inner hops a record waited 15-60 ms (sometimes 500) between the
+broker having it and faust handing it over, against 4-10 ms through librdkafka on the input.
+So every stage reads its input here, and faust keeps what it is good at: the group and its
+assignment, tables, changelog recovery, commits.
 
-* faust's group subscribes to the topic, so its assignor gives each worker its input partitions
-  (and ``kafka-consumer-groups --describe`` shows their owners and lag), but faust never fetches
-  them (``faust_internals.never_fetch``);
+* faust's group subscribes to every stage's input topic, so its assignor gives each worker its
+  partitions (co-partitioned with the table changelogs, as for any faust agent) and
+  ``kafka-consumer-groups --describe`` shows owners and lag, but faust never fetches them
+  (``faust_internals.never_fetch``);
 * a librdkafka consumer on a thread of its own is assigned those partitions by hand, at the
   group's committed offsets (it never joins the group), and hands batches to the event loop;
-* each batch is routed there and its outputs awaited (``Outbox``); only then do its offsets
-  count as done, and they are committed every ``commit_interval_s`` through faust's consumer,
-  in faust's group: at least once, as before;
-* when the group takes partitions away, their queued batches are dropped, the batch in flight
-  is finished and their offsets committed before faust lets them go; on shutdown the same for
-  all.
+* a batch is handled only while faust lets messages flow: not during a rebalance, and not
+  before the tables of newly assigned partitions are restored (``faust_internals.flowing``);
+* each batch is handled there and its records handed to the ``Outbox`` (the next batch is
+  handled while the broker acknowledges them, ``InOrder``); once the broker has them its
+  offsets count as done, and they are committed every ``commit_interval_s`` through faust's
+  consumer, in faust's group: at least once;
+* when the group takes partitions away, their queued batches are dropped, the batches in
+  flight are delivered and their offsets committed before faust lets them go; on shutdown the
+  same for all.
 """
 
 from __future__ import annotations
@@ -35,17 +42,22 @@ from faust.types import TP
 
 from streams.runtime import faust_internals
 from streams.runtime.commit_guard import HandledOffsets
+from streams.runtime.delivery import Delivered, InOrder, Outbox, Record
 from streams.runtime.watchdog import EXIT_STALLED
 
 logger = logging.getLogger(__name__)
 
-Route = Callable[[list[Message]], Awaitable[None]]  # returns once the batch's outputs are out
-QUEUED_BATCHES = 2  # read ahead of routing, at most
+Settle = Callable[[Delivered], None]  # what follows once the broker has a batch's records
+# a batch of messages handled: the records to deliver, and what follows their delivery
+Handle = Callable[[list[Message]], Awaitable[tuple[list[Record], Settle]]]
+QUEUED_BATCHES = 2  # read ahead of handling, at most
+IN_FLIGHT = 4  # batches handed over before the broker acknowledged the first
 IDLE_WAIT_S = 0.1  # a consume call waiting for the first message (stopping is seen as often)
 
 
 class Intake:
-    """The input partitions this worker is given, read and routed (module docstring)."""
+    """The partitions of one stage's input this worker is given, read and handled (module
+    docstring)."""
 
     def __init__(
         self,
@@ -53,8 +65,10 @@ class Intake:
         topic: str,
         kafka_config: dict[str, str],
         batch_size: int,
+        fetch_max_wait_ms: int,
         commit_interval_s: float,
-        route: Route,
+        handle: Handle,
+        outbox: Outbox,
         handled: HandledOffsets,
     ) -> None:
         self._app = app
@@ -65,26 +79,27 @@ class Intake:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 10,  # a partition at its end is asked again this often
+            "fetch.wait.max.ms": fetch_max_wait_ms,  # a partition at its end is asked this often
         }
         self._batch_size = batch_size
         self._commit_interval_s = commit_interval_s
-        self._route = route
+        self._handle = handle
+        self._sending = InOrder(outbox, IN_FLIGHT)
         self._handled = handled
         self._epoch = 0  # one per assignment: batches read under another are dropped
         self._assigned: set[int] = set()
         self._generation = -1
-        self._done: dict[int, int] = {}  # partition -> the next offset to read (routed before)
+        self._done: dict[int, int] = {}  # partition -> the next offset to read (handled before)
         self._committed: dict[int, int] = {}
         self._assignments: queue.SimpleQueue[tuple[int, list[int]]] = queue.SimpleQueue()
         self._batches: asyncio.Queue[tuple[int, list[Message]]] = asyncio.Queue(QUEUED_BATCHES)
-        self._routing = asyncio.Lock()
+        self._handling = asyncio.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def install(self) -> None:
         """Subscribe faust's group to the topic (faust never fetches it) and follow its
-        assignments; run the reader, the router and the commits with the App."""
+        assignments; run the reader, the handling and the commits with the App."""
         faust_internals.never_fetch(self._topic)
         self._app.topics.add(self._app.topic(self._topic, internal=False))
         self._app.on_partitions_revoked.connect(self._on_revoked)
@@ -95,32 +110,41 @@ class Intake:
     # -- the event loop's side
 
     async def _run(self) -> None:
-        """Route batches as they come; commit what is done every ``commit_interval_s``."""
+        """Handle batches as they come; commit what is done every ``commit_interval_s``."""
         loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._read, args=(loop,), name="intake", daemon=True)
+        name = f"intake-{self._topic}"
+        self._thread = threading.Thread(target=self._read, args=(loop,), name=name, daemon=True)
         self._thread.start()
         committing = asyncio.ensure_future(self._commit_periodically())
         try:
             while True:
                 queued = [await self._batches.get()]
-                # What the reader queued while the last batch was routed and delivered goes in
-                # this one: taken a batch at a time, each waited for every delivery before it.
+                await faust_internals.flowing(self._app)
+                # What the reader queued while the last batch was handled goes in this one.
                 while not self._batches.empty():
                     queued.append(self._batches.get_nowait())
-                async with self._routing:
+                async with self._handling:
                     current = [batch for epoch, batch in queued if epoch == self._epoch]
                     if current:
-                        await self._route_batch([m for batch in current for m in batch])
+                        await self._handle_batch([m for batch in current for m in batch])
         finally:
             committing.cancel()
 
-    async def _route_batch(self, messages: list[Message]) -> None:
+    async def _handle_batch(self, messages: list[Message]) -> None:
         try:
-            await self._route(messages)
+            records, settle = await self._handle(messages)
         except Exception:  # the rules refuse bad input; anything else is a bug: restart
-            logger.exception("routing failed; exiting (code %d)", EXIT_STALLED)
+            logger.exception("handling %s failed; exiting (code %d)", self._topic, EXIT_STALLED)
             logging.shutdown()
             os._exit(EXIT_STALLED)
+        await self._sending.send(
+            records, lambda delivered: self._done_with(messages, settle, delivered)
+        )
+
+    def _done_with(self, messages: list[Message], settle: Settle, delivered: Delivered) -> None:
+        """The broker has what ``messages`` became: they are done (``_let_go`` waits for this
+        before it commits and forgets a partition, so none of theirs is given up yet)."""
+        settle(delivered)
         for message in messages:  # a partition's messages come in offset order
             self._done[message.partition()] = message.offset() + 1
         for partition in {message.partition() for message in messages}:
@@ -172,7 +196,8 @@ class Intake:
     async def _let_go(self, partitions: set[int]) -> None:
         """Stop reading ``partitions``, finish the batch in flight, commit them, forget them."""
         self._assign(self._assigned - partitions)  # their queued batches are dropped
-        async with self._routing:  # the batch in flight, if any, is done
+        async with self._handling:  # the batch being handled, if any, is handed over
+            await self._sending.drain()  # and every batch handed over is delivered
             await self._commit(partitions)
         for partition in partitions:
             self._done.pop(partition, None)
@@ -198,13 +223,13 @@ class Intake:
                     if message.error() is None:
                         messages.append(message)
                     else:
-                        logger.warning("input: %s", message.error())
+                        logger.warning("%s: %s", self._topic, message.error())
                 if messages:  # waits while QUEUED_BATCHES are waiting: back-pressure
                     asyncio.run_coroutine_threadsafe(
                         self._batches.put((epoch, messages)), loop
                     ).result()
         except Exception:  # the worker cannot read its input: have it restarted
-            logger.exception("input reader failed; exiting (code %d)", EXIT_STALLED)
+            logger.exception("%s reader failed; exiting (code %d)", self._topic, EXIT_STALLED)
             logging.shutdown()
             os._exit(EXIT_STALLED)
         finally:

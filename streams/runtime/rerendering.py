@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import faust
-from faust.types import EventT
 
 from streams.rules.attribute_types import Rendered
 from streams.rules.outcomes import Emit
@@ -36,11 +34,6 @@ logger = logging.getLogger(__name__)
 RENDERED_KEY = "\x00rendered"  # never a profile id (UUIDs) nor a device key
 RECHECK = {"op": "recheck", "firsts": []}
 RECHECK_DEBOUNCE_S = 0.1
-
-
-def _partitions(batch: Iterable[EventT]) -> list[int]:
-    """The partitions of a batch's messages, in the order they first appear."""
-    return list(dict.fromkeys(event.message.partition for event in batch))
 
 
 class Rerendering:
@@ -64,11 +57,11 @@ class Rerendering:
         if renders:
             self._marks(partition).note(renders, self._policies.types)
 
-    def catch_up(self, batch: list[EventT]) -> list[Emit]:
-        """What the partitions of the batch publish again, if the decisions moved on."""
+    def catch_up(self, partitions: list[int]) -> list[Emit]:
+        """What ``partitions`` (a batch's) publish again, if the decisions moved on."""
         types = self._policies.types
         emits: list[Emit] = []
-        for partition in _partitions(batch):
+        for partition in partitions:
             marks = self._marks(partition)
             stale = marks.stale(types)
             if not stale:
@@ -90,13 +83,22 @@ class Rerendering:
             )
         return emits
 
-    def store(self, batch: list[EventT]) -> None:
-        """The marks of the batch's partitions, now that the broker has what they stand for."""
-        for partition in _partitions(batch):
-            marks = self._current[partition].marks
-            if marks != self._stored.get(partition):
-                self._table.write(partition, RENDERED_KEY, marks)
-                self._stored[partition] = dict(marks)
+    def marks(self, partitions: list[int]) -> dict[int, dict[str, Any]]:
+        """The marks of a batch's ``partitions`` as its records reflect them, to ``store`` once
+        the broker has those records (the next batches may move the marks on meanwhile)."""
+        return {p: dict(self._current[p].marks) for p in partitions if p in self._current}
+
+    def store(self, marks: dict[int, dict[str, Any]]) -> bool:
+        """Write ``marks`` where they changed, now that the broker has what they stand for;
+        whether anything was written (its changelog records are pending)."""
+        wrote = False
+        for partition, marked in marks.items():
+            # a partition this worker lost meanwhile (forget_partitions) is its new owner's
+            if partition in self._current and marked != self._stored.get(partition):
+                self._table.write(partition, RENDERED_KEY, marked)
+                self._stored[partition] = marked
+                wrote = True
+        return wrote
 
     def _marks(self, partition: int) -> Rendered:
         """This partition's marks (read from the table once)."""

@@ -138,13 +138,13 @@ class Settings:
     # How long a silent (crashed) worker keeps its partitions before the group moves them.
     session_timeout_s: float = 30.0
     commit_interval_s: float = 1.0
-    # Each stage takes its input in batches of up to this many messages, handed over this long
-    # after their first arrived, and sends a batch's records together (runtime.envelopes).
+    # Each stage takes what its consumer has fetched, up to this many messages, and sends a
+    # batch's records together (runtime.envelopes).
     batch_size: int = 1000
-    batch_linger_ms: float = 5.0
-    # The longest a stage's fetch waits for new records (faust fixes 1,500 ms; see
+    # The longest a fetch waits for new records (librdkafka's fetch.wait.max.ms for the stages;
+    # faust's own consumer, which restores the tail of a changelog, fixes 1,500 ms, see
     # streams.runtime.faust_internals.limit_fetch_wait): bounds each hop's latency at low load.
-    fetch_max_wait_ms: int = 25
+    fetch_max_wait_ms: int = 10
     dedupe_window_s: float = 4 * 3600.0  # WebEngage's x-request-id window, in event time
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
     standby_replicas: int = 0
@@ -188,7 +188,6 @@ class Settings:
                 e.get("IDENTITY_STREAM_COMMIT_INTERVAL_S", base.commit_interval_s)
             ),
             batch_size=int(e.get("IDENTITY_STREAM_BATCH_SIZE", base.batch_size)),
-            batch_linger_ms=float(e.get("IDENTITY_STREAM_BATCH_LINGER_MS", base.batch_linger_ms)),
             fetch_max_wait_ms=int(
                 e.get("IDENTITY_STREAM_FETCH_MAX_WAIT_MS", base.fetch_max_wait_ms)
             ),
@@ -243,7 +242,6 @@ class Settings:
             "IDENTITY_STREAM_SESSION_TIMEOUT_S": str(self.session_timeout_s),
             "IDENTITY_STREAM_COMMIT_INTERVAL_S": str(self.commit_interval_s),
             "IDENTITY_STREAM_BATCH_SIZE": str(self.batch_size),
-            "IDENTITY_STREAM_BATCH_LINGER_MS": str(self.batch_linger_ms),
             "IDENTITY_STREAM_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
             "IDENTITY_STREAM_DEDUPE_WINDOW_S": str(self.dedupe_window_s),
             "IDENTITY_STREAM_STANDBY_REPLICAS": str(self.standby_replicas),
