@@ -32,9 +32,8 @@ from streams.rules.steps import Policies, Stepped
 from streams.runtime import envelopes
 from streams.runtime.accounting import Counters
 from streams.runtime.changelogs import Changelogs, ChangelogTable
-from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Delivered, Outbox, Record
-from streams.runtime.intake import Handle, Intake, Settle
+from streams.runtime.intake import Handle, HandledOffsets, Intake, Settle
 from streams.runtime.output_encoding import Encode
 from streams.runtime.rerendering import Rerendering
 from streams.runtime.writer_schemas import WriterSchemas

@@ -14,7 +14,6 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streams.runtime import (
-    commit_guard,
     faust_internals,
     lookup,
     output_encoding,
@@ -26,6 +25,7 @@ from streams.runtime.agents import Pipeline
 from streams.runtime.attribute_firsts import AttributeFirsts
 from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.delivery import Outbox
+from streams.runtime.intake import HandledOffsets
 from streams.runtime.rerendering import Rechecks
 from streams.runtime.settings import Security, Settings
 from topology.stages import ANONYMOUS_IDS, PROFILE_STATE, STAGES, TABLES
@@ -118,7 +118,7 @@ def build_app(settings: Settings) -> faust.App:
     changelogs = Changelogs(
         [tables[spec.name] for spec in TABLES], settings.kafka_config(), counters.count_restore
     )
-    handled = commit_guard.guard(app)
+    handled = HandledOffsets()
     policies = settings.policies()
     rendering = next(stage for stage in STAGES if stage.rerender is not None)
     rechecks = Rechecks(app, topology.stream(rendering.input).name, settings.partitions, outbox)

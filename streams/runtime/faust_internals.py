@@ -1,11 +1,10 @@
 """Every use of faust-streaming's private API, in one place, checked at start-up.
 
 The runtime needs a few things faust does not offer publicly: a table partition's RocksDB
-database, the router's table metadata, a table's open RocksDB partitions, the consumer's commit
-decision and the bookkeeping behind it, the offset a partition was seeked to, whether table
-recovery has finished and messages may flow, committing offsets of its choosing, and topics
-faust is assigned but never fetches. Each is a function here, so a
-faust upgrade that moves one breaks one module and one set of tests
+database, the router's table metadata, a table's open RocksDB partitions, the offset a
+partition was seeked to, whether table recovery has finished and messages may flow, committing
+offsets of its choosing, and topics faust is assigned but never fetches. Each is a function
+here, so a faust upgrade that moves one breaks one module and one set of tests
 (tests/unit/runtime/test_faust_internals.py), and ``check`` refuses to start on a
 faust-streaming release these were not verified on.
 
@@ -23,8 +22,6 @@ import inspect
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -32,16 +29,11 @@ from faust.stores.rocksdb import Store as RocksDBStore
 from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
-from intervaltree import IntervalTree
 
 VERIFIED = frozenset({"0.15.3"})
 UNVERIFIED_ENV = "IDENTITY_STREAM_UNVERIFIED_FAUST"
 
-NewOffset = Callable[[Consumer, TP], int | None]
 logger = logging.getLogger(__name__)
-
-# faust's own commit point, kept before install_commit_point replaces it (None: check refuses)
-_faust_new_offset: NewOffset | None = getattr(Consumer, "_new_offset", None)
 
 
 class UnsupportedFaust(RuntimeError):
@@ -147,67 +139,6 @@ async def flowing(app: faust.App) -> None:
         await consumer.can_resume_flow.wait()
 
 
-def install_commit_point(commit_point: NewOffset) -> None:
-    """Make ``commit_point`` decide how far each partition is committed, for every consumer.
-
-    faust has no hook for it: its commit asks ``Consumer._new_offset`` per partition, so that
-    method is replaced (on the base class, which every transport's consumer inherits it from).
-    """
-    Consumer._new_offset = commit_point  # type: ignore[method-assign]
-
-
-def faust_commit_point(consumer: Consumer, tp: TP) -> int | None:
-    """Where faust itself would commit ``tp`` (None: nowhere new).
-
-    Like faust, this removes the offsets it commits from the consumer's bookkeeping; see
-    ``acked_bookkeeping`` to give them back.
-    """
-    assert _faust_new_offset is not None, "check() refuses a faust without Consumer._new_offset"
-    return _faust_new_offset(consumer, tp)
-
-
-def acked_count(consumer: Consumer, tp: TP) -> int:
-    """How many offsets of ``tp`` faust holds as acked and not yet committed."""
-    return len(consumer._acked[tp])
-
-
-@dataclass(frozen=True)
-class AckedBookkeeping:
-    """faust's commit bookkeeping for one partition, as it was before a commit point consumed it.
-
-    faust's commit point removes what it commits from the bookkeeping; a commit held lower
-    than faust's must give back the offsets it did not commit, or they are never committed.
-    """
-
-    consumer: Consumer
-    tp: TP
-    acked: list[int]
-    index: set[int]
-    gaps: IntervalTree
-
-    def restore_from(self, offset: int) -> None:
-        """Make the bookkeeping what it was, less what a commit at ``offset`` covers."""
-        acked = self.consumer._acked[self.tp]
-        acked[:] = [o for o in self.acked if o >= offset]
-        index = self.consumer._acked_index[self.tp]
-        index.clear()
-        index.update(o for o in self.index if o >= offset)
-        gaps = self.gaps.copy()
-        gaps.chop(0, offset)
-        self.consumer._gap[self.tp] = gaps
-
-
-def acked_bookkeeping(consumer: Consumer, tp: TP) -> AckedBookkeeping:
-    """A copy of faust's commit bookkeeping for ``tp``, to restore after a lowered commit."""
-    return AckedBookkeeping(
-        consumer,
-        tp,
-        list(consumer._acked[tp]),
-        set(consumer._acked_index[tp]),
-        consumer._gap[tp].copy(),
-    )
-
-
 def committed_offset(consumer: Consumer, tp: TP) -> int | None:
     """The offset ``tp`` was last committed at, as the consumer knows it (None: never).
 
@@ -265,12 +196,6 @@ def _missing_internals() -> list[str]:
     consumer = app.consumer
     tables = app.tables
     present = {
-        "Consumer._new_offset(self, tp)": _faust_new_offset is not None
-        and list(inspect.signature(_faust_new_offset).parameters) == ["self", "tp"],
-        f"{type(consumer).__qualname__} using Consumer._new_offset (not its own)": getattr(
-            type(consumer), "_new_offset", None
-        )
-        is getattr(Consumer, "_new_offset", None),
         "app.router.table_metadata": hasattr(app.router, "table_metadata"),
         "faust.transport.drivers.aiokafka creating aiokafka.AIOKafkaConsumer(fetch_max_wait_ms)": (
             "fetch_max_wait_ms"
@@ -295,6 +220,5 @@ def _missing_internals() -> list[str]:
             )
         ),
     }
-    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
-        present[f"Consumer().{name}"] = hasattr(consumer, name)
+    present["Consumer()._committed_offset"] = hasattr(consumer, "_committed_offset")
     return [name for name, found in present.items() if not found]

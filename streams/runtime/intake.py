@@ -41,7 +41,6 @@ from confluent_kafka import OFFSET_STORED, Consumer, Message, TopicPartition
 from faust.types import TP
 
 from streams.runtime import faust_internals
-from streams.runtime.commit_guard import HandledOffsets
 from streams.runtime.delivery import Delivered, InOrder, Outbox, Record
 from streams.runtime.watchdog import EXIT_STALLED
 
@@ -53,6 +52,29 @@ Handle = Callable[[list[Message]], Awaitable[tuple[list[Record], Settle]]]
 QUEUED_BATCHES = 2  # read ahead of handling, at most
 IN_FLIGHT = 4  # batches handed over before the broker acknowledged the first
 IDLE_WAIT_S = 0.1  # a consume call waiting for the first message (stopping is seen as often)
+
+
+class HandledOffsets:
+    """Per partition, the highest offset a stage has handled (its batch's records are on the
+    broker), and in which consumer generation: what the intakes may commit, and what the stall
+    watchdog watches move."""
+
+    def __init__(self) -> None:
+        self._high: dict[TP, tuple[int, int]] = {}
+
+    def mark_offset(self, tp: TP, generation: int, offset: int) -> None:
+        """The message at ``offset`` of ``tp`` is handled (read in ``generation``)."""
+        mark = (generation, offset)
+        # generations only grow: a late message of an older one says nothing about this one
+        if mark > self._high.get(tp, (-1, -1)):
+            self._high[tp] = mark
+
+    def limit(self, tp: TP, generation: int) -> int | None:
+        """The offset after the last one handled in ``generation`` (None: none was)."""
+        generation_high = self._high.get(tp)
+        if generation_high is None or generation_high[0] != generation:
+            return None
+        return generation_high[1] + 1
 
 
 class Intake:

@@ -24,12 +24,15 @@ import time
 import uuid
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import faust
 from confluent_kafka import Consumer, TopicPartition
 
 from streams.runtime import faust_internals
-from streams.runtime.commit_guard import HandledOffsets
+
+if TYPE_CHECKING:  # the intake imports this module for its exit code
+    from streams.runtime.intake import HandledOffsets
 
 EXIT_STALLED = 75  # EX_TEMPFAIL: try again
 logger = logging.getLogger(__name__)

@@ -101,3 +101,60 @@ def test_nothing_is_produced_again_when_everything_arrives(outbox):
     box, made = outbox
     asyncio.run(box.deliver([Record("profiles", b"p", b"v", 0)]))
     assert made[0].produced == [("profiles", b"p")]
+
+
+def test_deliveries_settle_in_the_order_they_started(outbox):
+    """A stage's batches are marked handled in order, whatever the broker acknowledges first."""
+    box, _ = outbox
+    settled: list[str] = []
+
+    async def scenario() -> None:
+        sending = delivery.InOrder(box, depth=4)
+        # the first batch has a record the broker refuses once: it settles after a retry
+        await sending.send([Record("changelog", b"j", b"x", 0)], lambda d: settled.append("1"))
+        await sending.send([Record("profiles", b"p", b"v", 1)], lambda d: settled.append("2"))
+        await sending.send([], lambda d: settled.append("3"))
+        await sending.drain()
+
+    asyncio.run(scenario())
+    assert settled == ["1", "2", "3"]
+
+
+def test_a_later_delivery_produces_again_what_an_earlier_one_had_to(outbox):
+    """A key written by two batches keeps the later batch's value as its last record."""
+    box, made = outbox
+
+    async def scenario() -> list[delivery.Delivered]:
+        first = await box.start([Record("changelog", b"j", b"old", 0)])
+        second = await box.start(
+            [Record("changelog", b"j", b"new", 0), Record("profiles", b"p", b"v", 1)], first
+        )
+        return [await first, await second]
+
+    first, second = asyncio.run(scenario())
+    produced = made[0].produced
+    # j (refused), j, p, then again: the first call's j, then the second call's changelog j
+    assert produced == [
+        ("changelog", b"j"),
+        ("changelog", b"j"),
+        ("profiles", b"p"),
+        ("changelog", b"j"),
+        ("changelog", b"j"),
+    ]
+    assert first.produced_again == second.produced_again == {"changelog"}
+    assert second.offsets == {("changelog", 0): 2, ("profiles", 1): 0}
+
+
+def test_a_stage_goes_on_while_at_most_depth_batches_are_unacknowledged(outbox):
+    box, made = outbox
+
+    async def scenario() -> int:
+        sending = delivery.InOrder(box, depth=2)
+        for n in range(5):
+            await sending.send([Record("profiles", b"k%d" % n, b"v", 0)], lambda d: None)
+            assert len(sending._in_flight) <= 2
+        await sending.drain()
+        return len(sending._in_flight)
+
+    assert asyncio.run(scenario()) == 0
+    assert len(made[0].produced) == 5

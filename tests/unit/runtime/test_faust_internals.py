@@ -13,12 +13,10 @@ import logging
 import faust
 import pytest
 from faust.stores.rocksdb import Store as RocksDBStore
-from faust.transport.consumer import Consumer
 from faust.transport.drivers import aiokafka
 from faust.types import TP
-from intervaltree import IntervalTree
 
-from streams.runtime import commit_guard, faust_internals
+from streams.runtime import faust_internals
 
 TOPIC = TP("identify-events-by-anonymous", 0)
 INSTALLED = importlib.metadata.version("faust-streaming")
@@ -50,30 +48,30 @@ def test_only_assigned_partitions_stores_are_active_and_owners_come_from_the_ass
     assert faust_internals.table_owners(app, "states") == {}
 
 
-def test_fausts_commit_asks_the_installed_commit_point(monkeypatch):
-    # registers the current commit point (perhaps the guard) to be put back after the test
-    monkeypatch.setattr(Consumer, "_new_offset", Consumer._new_offset)
-    faust_internals.install_commit_point(lambda consumer, tp: 7)
-    consumer = faust.App("commit-point", broker="kafka://127.0.0.1:1").consumer
-    assert consumer._filter_committable_offsets([TOPIC]) == {TOPIC: 7}
-
-
-def test_faust_commits_the_first_run_of_acked_offsets_and_forgets_it():
-    consumer = faust.App("faust-commit-point", broker="kafka://127.0.0.1:1").consumer
+def test_committed_offset_is_none_before_any_commit():
+    consumer = faust.App("committed-offset", broker="kafka://127.0.0.1:1").consumer
     assert faust_internals.committed_offset(consumer, TOPIC) is None
-    before = faust_internals.acked_bookkeeping(consumer, TOPIC)
-    assert (before.acked, before.index, before.gaps) == ([], set(), IntervalTree())
-    consumer._acked[TOPIC] = [10, 11, 12, 20]
-    consumer._acked_index[TOPIC] = {10, 11, 12, 20}
-    saved = faust_internals.acked_bookkeeping(consumer, TOPIC)
-    assert faust_internals.acked_count(consumer, TOPIC) == 4
+    consumer._committed_offset[TOPIC] = 13
+    assert faust_internals.committed_offset(consumer, TOPIC) == 13
 
-    assert faust_internals.faust_commit_point(consumer, TOPIC) == 13
-    assert faust_internals.acked_bookkeeping(consumer, TOPIC).acked == [20]
 
-    saved.restore_from(12)  # a commit held at 12 gives 12 back
-    after = faust_internals.acked_bookkeeping(consumer, TOPIC)
-    assert (after.acked, after.index) == ([12, 20], {12, 20})
+def test_flowing_waits_for_faust_to_resume_the_flow(app):
+    """A stage handles nothing while a rebalance or a table recovery has the flow stopped."""
+    consumer = app.consumer
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        consumer.stop_flow()
+        waiting = asyncio.ensure_future(faust_internals.flowing(app))
+        await asyncio.sleep(0.01)
+        seen.append("waiting" if not waiting.done() else "went on")
+        consumer.resume_flow()
+        await asyncio.wait_for(waiting, 1)
+        seen.append("flowing")
+        await asyncio.wait_for(faust_internals.flowing(app), 1)  # already flowing: at once
+        return seen
+
+    assert asyncio.run(scenario()) == ["waiting", "flowing"]
 
 
 def test_recovery_is_not_completed_before_the_worker_started(app):
@@ -84,20 +82,14 @@ def test_the_internals_exist_on_the_installed_faust():
     app = faust.App("faust-internals-shape", broker="kafka://127.0.0.1:1")
     consumer = app.consumer
     assert isinstance(consumer, aiokafka.Consumer)
-    for name in ("_acked", "_acked_index", "_gap", "_committed_offset"):
-        assert hasattr(consumer, name)
-    assert "_new_offset" not in vars(aiokafka.Consumer)  # so the base class's is the one asked
+    assert hasattr(consumer, "_committed_offset")
+    assert hasattr(consumer, "flow_active") and hasattr(consumer, "can_resume_flow")
     assert callable(RocksDBStore._dbs_for_actives)
     assert callable(app.router.table_metadata)
 
 
 def test_the_installed_faust_is_verified():
     assert INSTALLED in faust_internals.VERIFIED
-    faust_internals.check()
-
-
-def test_check_passes_with_the_commit_guard_installed():
-    commit_guard.guard(faust.App("guarded-check", broker="kafka://127.0.0.1:1"))
     faust_internals.check()
 
 
@@ -128,16 +120,16 @@ def test_a_missing_internal_is_refused_even_with_the_escape_hatch(monkeypatch):
         faust_internals.check()
 
 
-def test_a_commit_point_of_another_shape_is_refused(monkeypatch):
-    monkeypatch.setattr(faust_internals, "_faust_new_offset", lambda self, tp, force: None)
-    with pytest.raises(faust_internals.UnsupportedFaust, match=r"_new_offset\(self, tp\)"):
-        faust_internals.check()
+def test_a_consumer_without_flow_control_is_refused(monkeypatch):
+    """The stages wait on faust's flow: a faust without it would let them run mid-recovery."""
+    init = aiokafka.Consumer.__init__
 
+    def without_flow_event(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        del self.can_resume_flow
 
-def test_a_transport_with_its_own_commit_point_is_refused(monkeypatch):
-    """Replacing the base class's commit point would silently not guard such a consumer."""
-    monkeypatch.setattr(aiokafka.Consumer, "_new_offset", lambda self, tp: None, raising=False)
-    with pytest.raises(faust_internals.UnsupportedFaust, match="not its own"):
+    monkeypatch.setattr(aiokafka.Consumer, "__init__", without_flow_event)
+    with pytest.raises(faust_internals.UnsupportedFaust, match="can_resume_flow"):
         faust_internals.check()
 
 
