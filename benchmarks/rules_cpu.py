@@ -4,7 +4,7 @@ What a loaded worker spends outside Kafka, faust and RocksDB: the route step on 
 message, and per keyed stage the envelopes unsealed, each record's state read from its table as
 JSON, stepped and written back as JSON, the outputs coalesced, sealed into envelopes per
 partition or Avro-encoded (single-object), custom attribute firsts taken and profiles rendered
-again when a decision moves on, all as ``streams.runtime.agents`` and ``rerendering`` do. Tables
+again when a decision moves on, all as ``streams.runtime.pipeline`` and ``rerendering`` do. Tables
 are dicts of the bytes RocksDB would hold; a fixed clock makes every run emit the same bytes.
 
 The input is the peers benchmark's stream (``../shared/peers/gen.py``: ~74 % anonymous visits,
@@ -121,7 +121,7 @@ class Pipeline:
                         self.keyed(stage, partition, batch)
 
     def keyed(self, stage: StageSpec, partition: int, batch: list[bytes]) -> None:
-        """One batch of one partition, as agents._keyed and rerendering do."""
+        """One batch of one partition, as pipeline._keyed and rerendering do."""
         assert stage.table is not None
         table = self.tables[stage.table.name][partition]
         policies, seconds = self.policies, self.seconds
@@ -194,7 +194,7 @@ class Pipeline:
         self._emit(stage.table.name, partition, raw_key, raw)
 
     def send(self, emits: list[Emit]) -> None:
-        """As agents._send: outputs Avro-encoded, records for a stage sealed per partition."""
+        """As pipeline._records: outputs Avro-encoded, records for a stage sealed per partition."""
         by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
         for emit in coalesce(emits):
             if emit.key == BROADCAST:

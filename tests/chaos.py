@@ -288,23 +288,20 @@ def run(deployment: Deployment, plan: Plan, say: Say = print) -> Outcome:
             outcome.notes.append(f"outputs complete only {RECHECK_S:.0f}s after the commits")
         found = [f"late: {d}" for d in found if d not in again] + again
     outcome.differences += found
-    outcome.notes += guard_notes(deployment)
+    outcome.notes += watchdog_notes(deployment)
     outcome.seconds = time.monotonic() - started
     return outcome
 
 
-def guard_notes(deployment: Deployment) -> list[str]:
-    """How often the commit guard held back a commit faust would have made, and stall exits."""
+def watchdog_notes(deployment: Deployment) -> list[str]:
+    """How often the stall watchdog restarted a worker."""
     logs = "".join(
         w.log_path.read_text(errors="replace")
         for w in deployment.workers.values()
         if w.log_path.exists()
     )
-    counts = {
-        "commits held by the commit guard": logs.count("past messages acked but not handled"),
-        "stall watchdog exits": logs.count("stalled: "),
-    }
-    return [f"{what}: {n}" for what, n in counts.items() if n]
+    exits = logs.count("stalled: ")
+    return [f"stall watchdog exits: {exits}"] if exits else []
 
 
 def restart_broker(

@@ -1,7 +1,7 @@
 """The pipeline describes itself: stages, tables, topics, keys and partitions, from the declaration.
 
 Like Kafka Streams' ``Topology.describe()``, the description is derived from the one definition
-the runtime builds its agents from, so it cannot drift from what runs: ``identify-stream
+the runtime builds its stages from, so it cannot drift from what runs: ``identify-stream
 topology`` prints it as text, ``--mermaid`` as the diagram in the README (a test fails when the
 README's copy differs).
 """

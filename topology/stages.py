@@ -1,6 +1,6 @@
 """The pipeline, declared once as data: each stage's input, key, table, pure step and outputs.
 
-The runtime builds one faust agent per stage from this list (``streams.runtime.agents``), the
+The runtime runs each stage of this list (``streams.runtime.pipeline``), the
 topics and changelogs follow from it (``topology.topics``), and ``identify-stream topology``
 prints it, as text or as the Mermaid diagram in the README. A stage reads and writes only the
 table keyed like its own input (faust serves only the current message's table partition), so a

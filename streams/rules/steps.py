@@ -4,7 +4,7 @@ A *routing* step takes one raw input message; a *keyed* step folds one record in
 its key, knowing the record's position in its input partition (so that it can tell a
 redelivery). Both are pure: the deployment's choices arrive as ``Policies`` (already loaded; no
 file or network below here) and the clock as ``now``. ``topology.stages`` says which step runs on
-which topic with which table, and ``streams.runtime.agents`` runs whatever it declares: adding a
+which topic with which table, and ``streams.runtime.pipeline`` runs whatever it declares: adding a
 stage is a rule and a declaration, never a change to the runtime.
 """
 

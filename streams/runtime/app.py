@@ -1,5 +1,5 @@
 """The faust application of a worker: the App, its group, tables and pages; the stages come from
-the declaration (topology.stages via streams.runtime.agents), each reading its input through
+the declaration (topology.stages via streams.runtime.pipeline), each reading its input through
 librdkafka under at-least-once processing; every stage is idempotent, so a redelivered message
 changes nothing and its outputs are simply sent again.
 """
@@ -21,11 +21,11 @@ from streams.runtime import (
     writer_schemas,
 )
 from streams.runtime.accounting import Counters
-from streams.runtime.agents import Pipeline
 from streams.runtime.attribute_firsts import AttributeFirsts
 from streams.runtime.changelogs import Changelogs, ChangelogTable
 from streams.runtime.delivery import Outbox
 from streams.runtime.intake import HandledOffsets
+from streams.runtime.pipeline import Pipeline
 from streams.runtime.rerendering import Rechecks
 from streams.runtime.settings import Security, Settings
 from topology.stages import ANONYMOUS_IDS, PROFILE_STATE, STAGES, TABLES
@@ -62,7 +62,7 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
 
 
 def build_app(settings: Settings) -> faust.App:
-    """A worker's faust App for these settings (tables, pages, one agent per declared stage)."""
+    """A worker's faust App for these settings (tables, pages, every declared stage)."""
     faust_internals.check()
     faust_internals.limit_fetch_wait(settings.fetch_max_wait_ms)
     # Before anything starts: registers the output schemas, refusing incompatible ones.

@@ -43,7 +43,7 @@ class ChangelogTable(faust.Table):
     librdkafka (``RestoringStore``).
 
     Created by ``faust.App(Table=ChangelogTable)``; ``Changelogs`` gives it ``pending`` (shared
-    by all tables of a worker; the agents send and clear it with each batch), the Kafka settings
+    by all tables of a worker; the stages send and clear it with each batch), the Kafka settings
     and where restores are counted, before the worker starts.
     """
 

@@ -5,12 +5,11 @@ bookkeeping) and aiokafka's pure-Python producer at about a third of a loaded wo
 librdkafka batches, partitions (murmur2, as Java, aiokafka and faust place keys) and speaks the
 protocol in C, on its own threads.
 
-At-least-once still holds, but no longer through faust's commit: faust acks a batch's input
-when the agent body returns and flushes only its *own* producer before committing. So a stage
-awaits ``Outbox.deliver`` for everything its batch produced (``acks=all``, idempotent) before
-its body returns. A record that fails is produced again until the broker has it: the batch is
-not done, and its input not acked, before that. Table changelog records go out the same way,
-with the batch (``streams.runtime.changelogs``).
+At-least-once: a stage's input offsets count as handled only once the broker has everything
+its batch produced (``acks=all``, idempotent), changelog records included
+(``streams.runtime.changelogs``): a stage hands its batch over and goes on (``InOrder``), and
+what must wait for the broker runs when it has it. A record that fails is produced again until
+the broker has it: the batch is not done, and its input not handled, before that.
 
 A failed record is not produced again alone: a later record of the call with the same key may
 have been delivered meanwhile, and on a compacted changelog the older value would then win a
@@ -122,9 +121,8 @@ class Outbox:
     async def deliver(self, records: list[Record]) -> Offsets:
         """Return once the broker has every record: the highest offset of each partition written.
 
-        Runs to the end even when the caller is cancelled (a worker stopping mid-batch), and
-        only then lets the cancellation through: faust acks the batch's input whenever the
-        body ends, so it must not end with outputs still in flight.
+        Runs to the end even when the caller is cancelled (a worker stopping), and only then
+        lets the cancellation through: a caller never goes away with its records in flight.
         """
         if not records:
             return {}

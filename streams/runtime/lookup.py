@@ -69,7 +69,7 @@ def serve(
     def owner(table: faust.Table, changelog: str, key: str) -> str | None:
         """URL of the worker holding ``key``; None when it is this one.
 
-        Computed from the key's own bytes, as the agents' producer placed it: faust's router
+        Computed from the key's own bytes, as the stages' producer placed it: faust's router
         would JSON-encode a raw key first and pick the wrong worker.
         """
         partition = partition_for(key, settings.partitions)

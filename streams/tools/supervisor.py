@@ -18,7 +18,7 @@ from pathlib import Path
 from streams.runtime.processes import process_settings
 from streams.runtime.settings import Settings
 
-READY_LINE = "Ready"  # faust's worker logs "[^Worker]: Ready" once its agents are consuming
+READY_LINE = "Ready"  # faust's worker logs "[^Worker]: Ready" once its tables are recovered
 
 
 class WorkerFailed(RuntimeError):

@@ -51,7 +51,7 @@ def _now() -> int:
 
 @dataclass
 class Pipeline:
-    """What every stage's agent shares: where records go, how they are counted and sent."""
+    """What every stage shares: where records go, how they are counted and sent."""
 
     topology: Topology
     stages: tuple[StageSpec, ...]
