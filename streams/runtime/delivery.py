@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from confluent_kafka import KafkaError, Message, Producer
 log = logging.getLogger(__name__)
 
 RETRY_BACKOFF_S = 1.0
+POLL_INTERVAL_S = 0.001  # between two servings of delivery reports, while any are awaited
 BY_KEY = -1  # librdkafka's "unassigned" partition: its partitioner decides
 
 Offsets = dict[tuple[str, int], int]
@@ -60,17 +60,16 @@ Delivery = asyncio.Future[Delivered]
 
 
 class _Batch:
-    """Delivery reports of one ``deliver`` call, resolved on the event loop when all are in."""
+    """Delivery reports of one ``deliver`` call, resolved when all are in."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
-        self.loop = loop
         self.left = size
         self.failed: set[str] = set()  # topics with a record that was not delivered
         self.offsets: Offsets = {}  # the highest delivered offset per (topic, partition)
         self.done: asyncio.Future[None] = loop.create_future()
 
     def on_delivery(self, error: KafkaError | None, message: Message) -> None:
-        """Called on the poll thread, once per record."""
+        """Called by ``Producer.poll`` on the event loop (``Outbox._poll``), once per record."""
         if error is not None:
             log.warning("delivery to %s failed, will retry: %s", message.topic(), error)
             self.failed.add(message.topic())
@@ -80,18 +79,17 @@ class _Batch:
             if offset > self.offsets.get(where, -1):
                 self.offsets[where] = offset
         self.left -= 1
-        if self.left == 0:
-            self.loop.call_soon_threadsafe(self._resolve)
-
-    def _resolve(self) -> None:
-        if not self.done.done():
+        if self.left == 0 and not self.done.done():
             self.done.set_result(None)
 
 
 class Outbox:
     """One idempotent confluent-kafka producer per worker, started on first use.
 
-    A thread polls it for delivery reports, which settle each ``deliver`` call's batch.
+    A task on the event loop polls it for delivery reports while any are awaited, and they
+    settle each call's batch. Not a thread of its own: a report is a Python callback, and a
+    thread taking the interpreter lock for each one from the stages (which hold it while they
+    work) waited up to the switch interval (5 ms) every time.
     """
 
     def __init__(self, kafka_config: dict[str, str], linger_ms: float) -> None:
@@ -103,20 +101,28 @@ class Outbox:
             "partitioner": "murmur2_random",  # keyed records land where Java and faust put them
         }
         self._producer: Producer | None = None
-        self._stopping = threading.Event()
-        self._poller: threading.Thread | None = None
+        self._awaited: set[_Batch] = set()  # batches whose reports are not all in
+        self._poller: asyncio.Task[None] | None = None
 
     def _started(self) -> Producer:
         if self._producer is None:
             self._producer = Producer(self._config)
-            self._poller = threading.Thread(target=self._poll, name="outbox-poll", daemon=True)
-            self._poller.start()
         return self._producer
 
-    def _poll(self) -> None:
-        assert self._producer is not None
-        while not self._stopping.is_set():
-            self._producer.poll(0.1)
+    def _await_reports(self, batch: _Batch) -> None:
+        """Have the reports of ``batch`` served, by a task on the running loop."""
+        self._awaited.add(batch)
+        batch.done.add_done_callback(lambda _: self._awaited.discard(batch))
+        loop = asyncio.get_running_loop()
+        if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:
+            self._poller = loop.create_task(self._poll())
+
+    async def _poll(self) -> None:
+        """Serve delivery reports every ``POLL_INTERVAL_S`` while any are awaited."""
+        producer = self._started()
+        while self._awaited:
+            producer.poll(0)
+            await asyncio.sleep(POLL_INTERVAL_S)
 
     async def deliver(self, records: list[Record]) -> Offsets:
         """Return once the broker has every record: the highest offset of each partition written.
@@ -148,6 +154,8 @@ class Outbox:
         producer = self._started()
         loop = asyncio.get_running_loop()
         batch = _Batch(loop, len(records))
+        if records:
+            self._await_reports(batch)
         pending = records
         while pending := _produce_until_full(producer, pending, batch):
             await asyncio.sleep(0.01)  # librdkafka's queue is full: let it drain
@@ -168,6 +176,8 @@ class Outbox:
             await asyncio.sleep(RETRY_BACKOFF_S)
             again = [record for record in records if record.topic in failed]
             batch = _Batch(asyncio.get_running_loop(), len(again))
+            if again:
+                self._await_reports(batch)
             while again := _produce_until_full(self._started(), again, batch):
                 await asyncio.sleep(0.01)
             if batch.left:
@@ -178,12 +188,9 @@ class Outbox:
         return Delivered(offsets, frozenset(produced_again))
 
     def close(self, timeout_s: float = 30.0) -> None:
-        """Deliver what is still queued, then stop polling."""
+        """Deliver what is still queued."""
         if self._producer is None:
             return
-        self._stopping.set()
-        assert self._poller is not None
-        self._poller.join()
         left = self._producer.flush(timeout_s)
         if left:
             log.error("%d output records not delivered at shutdown", left)
