@@ -33,7 +33,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import faust
@@ -50,6 +50,10 @@ Settle = Callable[[Delivered], None]  # what follows once the broker has a batch
 # a batch of messages handled: the records to deliver, and what follows their delivery
 Handle = Callable[[list[Message]], Awaitable[tuple[list[Record], Settle]]]
 QUEUED_BATCHES = 2  # read ahead of handling, at most
+# A batch's messages, at most (but one message, whatever its size): a keyed stage's input is
+# envelopes of up to 512 KiB, and a backlog (a replay) fetches thousands of them at once.
+MAX_BATCH_BYTES = 4 * 2**20
+Queued = tuple[int, list[Message], int]  # assignment epoch, messages, their values' bytes
 IN_FLIGHT = 4  # batches handed over before the broker acknowledged the first
 IDLE_WAIT_S = 0.1  # a consume call waiting for the first message (stopping is seen as often)
 
@@ -114,7 +118,7 @@ class Intake:
         self._done: dict[int, int] = {}  # partition -> the next offset to read (handled before)
         self._committed: dict[int, int] = {}
         self._assignments: queue.SimpleQueue[tuple[int, list[int]]] = queue.SimpleQueue()
-        self._batches: asyncio.Queue[tuple[int, list[Message]]] = asyncio.Queue(QUEUED_BATCHES)
+        self._batches: asyncio.Queue[Queued] = asyncio.Queue(QUEUED_BATCHES)
         self._handling = asyncio.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -138,15 +142,24 @@ class Intake:
         self._thread = threading.Thread(target=self._read, args=(loop,), name=name, daemon=True)
         self._thread.start()
         committing = asyncio.ensure_future(self._commit_periodically())
+        carried: Queued | None = None  # taken from the queue, left for the next batch
         try:
             while True:
-                queued = [await self._batches.get()]
+                queued = [carried or await self._batches.get()]
+                carried = None
                 await faust_internals.flowing(self._app)
-                # What the reader queued while the last batch was handled goes in this one.
-                while not self._batches.empty():
-                    queued.append(self._batches.get_nowait())
+                # What the reader queued while the last batch was handled goes in this one, as
+                # far as it stays within MAX_BATCH_BYTES.
+                size = queued[0][2]
+                while carried is None and not self._batches.empty():
+                    more = self._batches.get_nowait()
+                    if size + more[2] > MAX_BATCH_BYTES:
+                        carried = more
+                    else:
+                        queued.append(more)
+                        size += more[2]
                 async with self._handling:
-                    current = [batch for epoch, batch in queued if epoch == self._epoch]
+                    current = [batch for epoch, batch, _ in queued if epoch == self._epoch]
                     if current:
                         await self._handle_batch([m for batch in current for m in batch])
         finally:
@@ -246,9 +259,10 @@ class Intake:
                         messages.append(message)
                     else:
                         logger.warning("%s: %s", self._topic, message.error())
-                if messages:  # waits while QUEUED_BATCHES are waiting: back-pressure
+                for chunk, size in chunks(messages, MAX_BATCH_BYTES):
+                    # waits while QUEUED_BATCHES are waiting: back-pressure
                     asyncio.run_coroutine_threadsafe(
-                        self._batches.put((epoch, messages)), loop
+                        self._batches.put((epoch, chunk, size)), loop
                     ).result()
         except Exception:  # the worker cannot read its input: have it restarted
             logger.exception("%s reader failed; exiting (code %d)", self._topic, EXIT_STALLED)
@@ -266,3 +280,19 @@ class Intake:
             if taken:
                 taken += consumer.consume(self._batch_size - 1, 0)
         return taken
+
+
+def chunks(messages: list[Message], limit: int) -> Iterator[tuple[list[Message], int]]:
+    """``messages`` in order, in runs of at most ``limit`` value bytes (a larger message alone),
+    each with its size."""
+    chunk: list[Message] = []
+    size = 0
+    for message in messages:
+        nbytes = len(message.value() or b"")
+        if chunk and size + nbytes > limit:
+            yield chunk, size
+            chunk, size = [], 0
+        chunk.append(message)
+        size += nbytes
+    if chunk:
+        yield chunk, size
