@@ -8,6 +8,7 @@ A producer stamps a record when it is handed over, so each difference is one hop
 its batch, its step and the delivery of the previous hop's batch.
 
     .venv/bin/python -m benchmarks.hops --rate 1000
+    .venv/bin/python -m benchmarks.hops --rate 1300 --history   # as make bench's latency step
 
 Keep the broker running between runs (``make broker-start``): a freshly started broker is far
 slower for its first minute (JIT), which is not the worker's latency.
@@ -60,7 +61,9 @@ def _summary(values: list[float]) -> dict[str, float]:
     }
 
 
-def measure(rate: float, probes: int, gap_s: float, people: int, warmup_s: float) -> dict[str, Any]:
+def measure(
+    rate: float, probes: int, gap_s: float, people: int, warmup_s: float, history: bool
+) -> dict[str, Any]:
     with ExitStack() as stack:
         run_id = uuid.uuid4().hex[:8]
         settings = Settings.from_env().with_changes(
@@ -72,8 +75,12 @@ def measure(rate: float, probes: int, gap_s: float, people: int, warmup_s: float
         stack.callback(deployment.destroy)
         deployment.start_worker("worker-1")
         load = generate(WorkloadSpec(people=people, workspaces=2, seed=8))
-        # a worker's first seconds (group settling, first fetches) are not its latency
-        time.sleep(warmup_s)
+        if history:  # as make bench's latency step, which follows its throughput step
+            events = generate(WorkloadSpec(people=people, workspaces=2, seed=7))
+            deployment.publish(events, len(events))
+            deployment.wait_processed(timeout=600)
+        else:  # a worker's first seconds (group settling, first fetches) are not its latency
+            time.sleep(warmup_s)
         latencies = measure_latency(deployment, probes, gap_s, load, rate)
         deployment.wait_processed(timeout=600)
         topology, config = deployment.topology, deployment.kafka_config
@@ -113,9 +120,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe-gap", type=float, default=0.1)
     parser.add_argument("--people", type=int, default=1000, help="of the background workload")
     parser.add_argument("--warmup", type=float, default=8.0, help="seconds the worker idles first")
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="instead of idling, first process make bench's throughput workload (seed 7)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
-    result = measure(args.rate, args.probes, args.probe_gap, args.people, args.warmup)
+    result = measure(args.rate, args.probes, args.probe_gap, args.people, args.warmup, args.history)
     print(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
     print(f"({time.monotonic() - started:.0f} s)")
 
