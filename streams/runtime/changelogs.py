@@ -110,6 +110,7 @@ class Changelogs:
     ) -> None:
         self.pending: list[Record] = []
         self._tables = {table.changelog_topic_name: table for table in tables}
+        self._persisted: dict[tuple[str, int], int] = {}  # the highest offset recorded
         for table in tables:
             table.pending = self.pending
             table.kafka_config = kafka_config
@@ -123,8 +124,14 @@ class Changelogs:
 
     def persist(self, delivered: dict[tuple[str, int], int]) -> None:
         """Record, per changelog partition, the highest offset now on the broker: recovery
-        resumes after it."""
+        resumes after it.
+
+        Deliveries are reported in more than one order (a stage's batches in theirs, a record
+        sent on its own, such as a rendering mark, in its own time), so a report of an offset
+        below one already recorded is stale and never overwrites it.
+        """
         for (topic, partition), offset in delivered.items():
             table = self._tables.get(topic)
-            if table is not None:
+            if table is not None and offset > self._persisted.get((topic, partition), -1):
                 table.data.set_persisted_offset(TP(topic, partition), offset)
+                self._persisted[(topic, partition)] = offset

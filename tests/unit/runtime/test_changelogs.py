@@ -65,3 +65,14 @@ def test_a_partitions_items_come_back_as_written_without_fausts_offset(table):
     table.write(3, "b", 1)
     table.data.set_persisted_offset(TP(table.changelog_topic_name, 2), 7)
     assert sorted(table.items(2)) == [("\x00rendered", {}), ("a", {"n": 1})]
+
+
+def test_a_late_report_of_an_older_offset_never_lowers_the_persisted_one(table):
+    """A rendering mark sent on its own may be reported after a later batch of its partition:
+    recovery must still resume after the highest offset on the broker."""
+    changelogs = Changelogs([table], {}, lambda records, seconds: None)
+    topic = table.changelog_topic_name
+    changelogs.persist({(topic, 1): 64})
+    changelogs.persist({(topic, 1): 33, (topic, 2): 5})
+    assert table.data.persisted_offset(TP(topic, 1)) == 64
+    assert table.data.persisted_offset(TP(topic, 2)) == 5
