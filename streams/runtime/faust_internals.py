@@ -65,10 +65,10 @@ def partition_db(table: faust.Table, partition: int) -> Any:
 def limit_fetch_wait(max_wait_ms: int) -> None:
     """Make faust's aiokafka consumers wait at most ``max_wait_ms`` in a fetch.
 
-    faust 0.15.3 creates them with ``fetch_max_wait_ms=1500`` and no setting for it. A partition
-    a stage has just drained is left out of the fetch in flight, so its next records wait for
-    that fetch to come back: up to 1.5 s per hop at low load, which was most of the produce ->
-    profile latency. Fetches still return as soon as any data is there.
+    faust 0.15.3 creates them with ``fetch_max_wait_ms=1500`` and no setting for it. The stages
+    read their inputs through librdkafka (streams.runtime.intake); faust's consumer still reads
+    the tail of a changelog after a restore, where a partition just drained waited for the fetch
+    in flight to come back, up to 1.5 s. Fetches still return as soon as any data is there.
     """
     created = aiokafka_driver.aiokafka.AIOKafkaConsumer
     base = getattr(created, "identity_stream_base", created)
