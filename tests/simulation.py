@@ -36,6 +36,7 @@ from streams.rules.outcomes import (
     REJECTIONS,
     Emit,
     Source,
+    coalesce,
 )
 from streams.rules.steps import Policies
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
@@ -134,7 +135,7 @@ def simulate(
     pending: dict[tuple[str, int], Rendered] = {}  # marks of what is not committed yet
 
     def commit(queue: tuple[str, int]) -> None:
-        emit_all(unpublished.pop(queue, []))
+        emit_all(coalesce(unpublished.pop(queue, [])))
         uncommitted.pop(queue, None)
         if queue in pending:
             rendered[queue] = pending.pop(queue)

@@ -16,6 +16,7 @@ Commands (from the routing and linking stages), keyed by profile id:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from streams.rules import deduplication, profile
@@ -27,7 +28,7 @@ from streams.rules.attribute_types import (
     refusals,
 )
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased
-from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Emit, Position, Source
+from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Deferred, Emit, Position, Source
 
 Assembled = dict[str, Any]  # {"own": ProfileState | None, "members": {device key: ProfileState}}
 
@@ -119,9 +120,20 @@ def on_command(
         # longer exists. The tombstone goes out even if the record was already gone: this may be
         # a redelivery whose first tombstone was lost with a crash. An erasure is remembered.
         return (record if erased else None), [*emits, Emit(PROFILES, profile_id, None)]
+    return record, [
+        *emits,
+        Emit(PROFILES, profile_id, Deferred(partial(_render, own, members, profile_id, types))),
+    ]
+
+
+def _render(
+    own: profile.ProfileState | None,
+    members: dict[str, profile.ProfileState],
+    profile_id: str,
+    types: AttributeTypes,
+) -> dict[str, Any]:
     combined = combine(own, members, profile_id)
-    rendered = profile.render(combined, types.shown(combined["workspaceId"]))
-    return record, [*emits, Emit(PROFILES, profile_id, rendered)]
+    return profile.render(combined, types.shown(combined["workspaceId"]))
 
 
 def rerender(

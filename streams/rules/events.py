@@ -59,7 +59,7 @@ SYSTEM_ATTRIBUTES = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
 class IdentifyEvent:
     """A valid identify call. Attribute keys are system names or ``custom.<name>``."""
 
@@ -114,7 +114,7 @@ def refused_as_erased(event: IdentifyEvent, subject: str, source: list[Any], now
     return rejected(reason, Source.from_json(source), now, event.message_id, event.workspace_id)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
 class Parsed:
     """The event if anything of it can be applied, and every refusal met on the way."""
 

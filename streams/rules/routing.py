@@ -30,7 +30,7 @@ from streams.rules.outcomes import (
 from topology.avro import AvroDecodeError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
 class Routed:
     """What the first stage decided for one message: the event for the stage that owns it
     (which settles the message: ``rules.deduplication``), or the message's rejections."""

@@ -50,7 +50,7 @@ class Policies:
     inputs: InputFormats = field(default_factory=InputFormats)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
 class Stepped:
     """A step's result: the key's new state (None: delete it) and the records to send.
 

@@ -37,7 +37,7 @@ BY_KEY = -1  # librdkafka's "unassigned" partition: its partitioner decides
 Offsets = dict[tuple[str, int], int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
 class Record:
     """One Kafka record; ``partition`` -1 places it by its key (murmur2; random when None)."""
 
