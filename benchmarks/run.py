@@ -378,7 +378,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--warm-up",
         type=float,
-        default=45.0,
+        default=60.0,
         help="seconds of workload through a throwaway worker before anything is measured",
     )
     args = parser.parse_args(argv)
