@@ -2,10 +2,11 @@
 
 What a loaded worker spends outside Kafka, faust and RocksDB: the route step on each raw input
 message, and per keyed stage the envelopes unsealed, each record's state read from its table as
-JSON, stepped and written back as JSON, the outputs coalesced, sealed into envelopes per
-partition or Avro-encoded (single-object), custom attribute firsts taken and profiles rendered
-again when a decision moves on, all as ``streams.runtime.pipeline`` and ``rerendering`` do. Tables
-are dicts of the bytes RocksDB would hold; a fixed clock makes every run emit the same bytes.
+JSON (or kept decoded, as ``changelogs.RecentValues`` keeps recent ones), stepped and written back
+as JSON, the outputs coalesced, sealed into envelopes per partition or Avro-encoded (single-
+object), custom attribute firsts taken and profiles rendered again when a decision moves on, all as
+``streams.runtime.pipeline`` and ``rerendering`` do. Tables are dicts of the bytes RocksDB would
+hold; a fixed clock makes every run emit the same bytes.
 
 The input is the peers benchmark's stream (``../shared/peers/gen.py``: ~74 % anonymous visits,
 ~18 % logins, ~8 % userId-only). Reported: CPU time per event
@@ -47,6 +48,7 @@ from streams.rules.outcomes import (
 )
 from streams.rules.steps import Policies
 from streams.runtime import envelopes
+from streams.runtime.changelogs import RecentValues
 from streams.runtime.garbage_collection import tune_for_batches
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 from topology.stages import STAGES, StageSpec
@@ -79,6 +81,7 @@ class Pipeline:
         self.tables: dict[str, list[dict[bytes, bytes]]] = {
             s.table.name: [{} for _ in range(partitions)] for s in STAGES if s.table
         }
+        self.recent = {s.table.name: RecentValues() for s in STAGES if s.table}
         self.queues: dict[str, list[deque[bytes]]] = {
             s.input: [deque() for _ in range(partitions)] for s in STAGES[1:]
         }
@@ -124,6 +127,7 @@ class Pipeline:
         """One batch of one partition, as pipeline._keyed and rerendering do."""
         assert stage.table is not None
         table = self.tables[stage.table.name][partition]
+        recent = self.recent[stage.table.name]
         policies, seconds = self.policies, self.seconds
         emits: list[Emit] = []
         for envelope in batch:
@@ -133,9 +137,12 @@ class Pipeline:
             for index, (key, value) in enumerate(envelopes.unseal(envelope)):
                 if key in changed:
                     before = changed[key]
+                elif (partition, key) in recent.values:
+                    before = recent.values[partition, key]
                 else:
                     raw = table.get(_json(key))
                     before = None if raw is None else orjson.loads(raw)
+                    recent.keep((partition, key), before)
                 started = time.perf_counter()
                 stepped = stage.step(before, key, value, (offset, index), policies, NOW)
                 seconds[stage.name] += time.perf_counter() - started
@@ -148,6 +155,7 @@ class Pipeline:
                 emits += stepped.emits
             for key, state in changed.items():
                 self._write(stage, table, partition, key, state)
+                recent.keep((partition, key), state)
         if stage.rerender is not None:
             emits += self._catch_up(stage, partition, table)
         self.send(emits)

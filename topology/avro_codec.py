@@ -237,23 +237,43 @@ def _nullable(schema: Any) -> bool:
     return isinstance(schema, list) and len(schema) == 2 and schema[0] == "null"
 
 
+def _nullable_string(schema: Any) -> bool:
+    return _nullable(schema) and schema[1] == "string"
+
+
+def _compiled(name: str, lines: list[str], scope: dict[str, Any]) -> Any:
+    """One function from generated source: a record's fields unrolled, one statement each, as
+    the loop over them (a tuple unpacked and a branch per field) cost as much as the reading."""
+    namespace = dict(scope, Unsupported=Unsupported)
+    exec(compile("\n".join(lines), f"<avro {name}>", "exec"), namespace)
+    return namespace[name]
+
+
 def _record_reader(schema: dict[str, Any], named: dict[str, Any]) -> Reader:
-    fields = [
-        (field["name"], compile_reader(field["type"], named), _nullable(field["type"]))
-        for field in schema["fields"]
-    ]
-
-    def read_record(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
-        record = {}
-        for name, read, nullable in fields:
-            if nullable and data[pos] == 0:  # inline, as calls are what costs here
-                record[name] = None
-                pos += 1
-            else:
-                record[name], pos = read(data, pos)
-        return record, pos
-
-    return read_record
+    scope: dict[str, Any] = {}
+    lines = ["def read_record(data, pos):"]
+    for n, field in enumerate(schema["fields"]):
+        scope[f"r{n}"] = compile_reader(field["type"], named)
+        if _nullable_string(field["type"]):  # most fields: null, or a short string
+            lines += [
+                "    b = data[pos]",
+                f"    if b == 0:\n        v{n} = None\n        pos += 1",
+                "    elif b == 2 and data[pos + 1] < 0x80 and not data[pos + 1] & 1:",
+                "        end = pos + 2 + (data[pos + 1] >> 1)",
+                "        if end > len(data):\n            raise Unsupported('truncated bytes')",
+                f"        v{n} = data[pos + 2 : end].decode()\n        pos = end",
+                f"    else:\n        v{n}, pos = r{n}(data, pos)",
+            ]
+        elif _nullable(field["type"]):
+            lines += [
+                f"    if data[pos] == 0:\n        v{n} = None\n        pos += 1",
+                f"    else:\n        v{n}, pos = r{n}(data, pos)",
+            ]
+        else:
+            lines.append(f"    v{n}, pos = r{n}(data, pos)")
+    items = ", ".join(f"{field['name']!r}: v{n}" for n, field in enumerate(schema["fields"]))
+    lines.append(f"    return {{{items}}}, pos")
+    return _compiled("read_record", lines, scope)  # type: ignore[no-any-return]
 
 
 def _blocks_reader(read_item: Reader, keyed: bool) -> Reader:
@@ -313,22 +333,7 @@ def compile_writer(schema: Any, named: dict[str, Any]) -> Writer:
     if kind in _PRIMITIVE_WRITERS:
         return _PRIMITIVE_WRITERS[kind]
     if kind == "record":
-        fields = [
-            (f["name"], compile_writer(f["type"], named), _nullable(f["type"]))
-            for f in schema["fields"]
-        ]
-
-        def write_record(buf: bytearray, datum: Any) -> None:
-            if type(datum) is not dict or "-type" in datum:
-                raise Unsupported("not a plain dict")
-            for name, write, nullable in fields:
-                value = datum[name]
-                if nullable and value is None:  # inline, as calls are what costs here
-                    buf.append(0)
-                else:
-                    write(buf, value)
-
-        return write_record
+        return _record_writer(schema, named)
     if kind == "enum":
         indexes = {symbol: n for n, symbol in enumerate(schema["symbols"])}
 
@@ -364,6 +369,33 @@ def compile_writer(schema: Any, named: dict[str, Any]) -> Writer:
 
         return write_map
     raise Unsupported(f"no fast writer for {kind}")
+
+
+def _record_writer(schema: dict[str, Any], named: dict[str, Any]) -> Writer:
+    scope: dict[str, Any] = {}
+    lines = [
+        "def write_record(buf, datum):",
+        "    if type(datum) is not dict or '-type' in datum:",
+        "        raise Unsupported('not a plain dict')",
+    ]
+    for n, field in enumerate(schema["fields"]):
+        scope[f"w{n}"] = compile_writer(field["type"], named)
+        lines.append(f"    v = datum[{field['name']!r}]")
+        if _nullable_string(field["type"]):  # most fields: null, or a short string
+            lines += [
+                "    if v is None:\n        buf.append(0)",
+                "    elif type(v) is str and len(v) < 64 and v.isascii():",
+                "        buf.append(2)\n        buf.append(len(v) << 1)\n        buf += v.encode()",
+                f"    else:\n        w{n}(buf, v)",
+            ]
+        elif _nullable(field["type"]):
+            lines += [
+                "    if v is None:\n        buf.append(0)",
+                f"    else:\n        w{n}(buf, v)",
+            ]
+        else:
+            lines.append(f"    w{n}(buf, v)")
+    return _compiled("write_record", lines, scope)  # type: ignore[no-any-return]
 
 
 def _union_writer(union: list[Any], named: dict[str, Any]) -> Writer:

@@ -51,6 +51,7 @@ class RestoringStore(RocksDBStore):
         newly_assigned: set[TP],
         generation_id: int = 0,
     ) -> None:
+        self.table.recent.clear()  # partitions close or come back restored (RecentValues)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topic = self.table.changelog_topic_name
         opened = sorted(
@@ -58,6 +59,7 @@ class RestoringStore(RocksDBStore):
         )
         if opened:
             await self._restore(topic, opened)
+        self.table.recent.clear()  # a batch may have read a revoked partition meanwhile
 
     async def _restore(self, topic: str, partitions: list[int]) -> None:
         started = time.monotonic()

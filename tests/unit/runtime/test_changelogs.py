@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 import pytest
 from faust.types import TP
@@ -76,3 +78,20 @@ def test_a_late_report_of_an_older_offset_never_lowers_the_persisted_one(table):
     changelogs.persist({(topic, 1): 33, (topic, 2): 5})
     assert table.data.persisted_offset(TP(topic, 1)) == 64
     assert table.data.persisted_offset(TP(topic, 2)) == 5
+
+
+def test_recent_values_are_read_back_decoded_and_stay_bounded(table):
+    table.recent.limit = 2
+    for key in "abc":
+        table.write(1, key, {"k": key})
+    assert list(table.recent.values) == [(1, "b"), (1, "c")]  # the oldest went first
+    assert table.read(1, "a") == {"k": "a"}  # from RocksDB, and kept again
+    assert list(table.recent.values) == [(1, "c"), (1, "a")]
+    table.write(1, "c", None)
+    assert table.read(1, "c") is None
+
+
+def test_a_rebalance_forgets_the_recent_values(table):
+    table.write(1, "a", {"k": 1})
+    asyncio.run(table.data.on_rebalance(set(), {TP(table.changelog_topic_name, 1)}, set()))
+    assert table.recent.values == {}
