@@ -11,6 +11,14 @@ nothing, or only what was written meanwhile, left to read.
 
 This runs inside faust's rebalance, before its recovery looks at the offsets; the partitions
 are not processed until recovery has finished either way.
+
+The databases are written without RocksDB's write-ahead log: the changelog is the log. A put
+through the WAL cost ~25 us of CPU, five times one without, and a table write is one per changed
+key per envelope. Every write skips it (the tables', the restores', the persisted offset faust
+writes), so a crash loses a suffix of the writes, the offset with the data it covers: the
+partition is then restored from the older offset that survived, exactly as after a crash with
+records not yet on the changelog. A clean shutdown flushes what the memtables hold (RocksDB does
+that on close when writes skipped the WAL).
 """
 
 from __future__ import annotations
@@ -35,6 +43,10 @@ CONSUME_WAIT_S = 0.05  # librdkafka waits this long for a call's records to fill
 OnRestored = Callable[[int, float], None]  # records, seconds
 
 
+_WITHOUT_WAL = rocksdict.WriteOptions()
+_WITHOUT_WAL.disable_wal = True
+
+
 class RestoringStore(RocksDBStore):
     """faust's RocksDB store, restoring newly assigned partitions itself (module docstring).
 
@@ -43,6 +55,11 @@ class RestoringStore(RocksDBStore):
 
     kafka_config: dict[str, str]
     on_restored: OnRestored
+
+    def _open_for_partition(self, partition: int) -> Any:
+        db = super()._open_for_partition(partition)
+        db.set_write_options(_WITHOUT_WAL)  # the changelog is the log (module docstring)
+        return db
 
     async def on_rebalance(
         self,

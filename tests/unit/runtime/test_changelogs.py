@@ -95,3 +95,12 @@ def test_a_rebalance_forgets_the_recent_values(table):
     table.write(1, "a", {"k": 1})
     asyncio.run(table.data.on_rebalance(set(), {TP(table.changelog_topic_name, 1)}, set()))
     assert table.recent.values == {}
+
+
+def test_table_writes_skip_rocksdb_write_ahead_log(table):
+    """The changelog is the log (streams.runtime.restore): nothing goes to RocksDB's WAL."""
+    table.write(5, "a", {"n": "x" * 10_000})
+    table.data.set_persisted_offset(TP(table.changelog_topic_name, 5), 7)
+    wal = list(table.data.partition_path(5).glob("*.log"))
+    assert wal and all(path.stat().st_size == 0 for path in wal)
+    assert table.read(5, "a") == {"n": "x" * 10_000}
