@@ -141,9 +141,9 @@ class Settings:
     # Each stage takes what its consumer has fetched, up to this many messages, and sends a
     # batch's records together (runtime.envelopes).
     batch_size: int = 1000
-    # The longest a fetch waits for new records (librdkafka's fetch.wait.max.ms for the stages;
-    # faust's own consumer, which restores the tail of a changelog, fixes 1,500 ms, see
-    # streams.runtime.faust_internals.limit_fetch_wait): bounds each hop's latency at low load.
+    # The longest a stage's fetch waits for new records (librdkafka's fetch.wait.max.ms; faust's
+    # own consumer has its own, app.FAUST_FETCH_MAX_WAIT_MS): bounds each hop's latency at low
+    # load.
     fetch_max_wait_ms: int = 10
     dedupe_window_s: float = 4 * 3600.0  # WebEngage's x-request-id window, in event time
     # Warm copies of other workers' table partitions; 0 avoids faust's standby-recovery stalls.
