@@ -18,8 +18,9 @@ and values JSON like the table's codecs, tombstones for deletions. Recovery and 
 read them with faust's own code, unchanged.
 
 A table also keeps the values it last read or wrote, decoded (``RecentValues``): a person's
-events come in bursts, so most reads are of a key written a batch or two before, and decoding its
-JSON again cost more than the step that used it.
+events come in bursts, so most reads of a key that exists are of one read or written a batch or
+two before (on the peers input, 58 % of all reads; the rest are new keys), and decoding its ~2 KB
+of JSON again each time cost more than the step that used it.
 """
 
 from __future__ import annotations
