@@ -205,9 +205,9 @@ def start(timeout: float = 90.0) -> str:
     config = home() / "server.properties"
     config.write_text(_properties(data))
     if not (data / "meta.properties").exists():
-        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        command = ["kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(config)]
         formatted = subprocess.run(
-            _java(libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)),
+            _java(libs, *command),
             capture_output=True,
             text=True,
         )
@@ -223,6 +223,16 @@ def start(timeout: float = 90.0) -> str:
         time.sleep(0.25)
     stop()
     raise BrokerError(f"the Kafka broker did not answer within {timeout:.0f}s:\n{_log_tail()}")
+
+
+def _cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka's ``Uuid.randomUuid`` makes them: never one whose
+    base64 starts with "-", which the storage tool's argument parser takes for an option (one
+    start in 64 failed to format)."""
+    while True:
+        cluster_id = urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def _spawn(name: str, command: list[str]) -> subprocess.Popen[bytes]:
