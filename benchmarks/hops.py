@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-import uuid
 from contextlib import ExitStack
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -29,7 +27,6 @@ from confluent_kafka import Message
 
 from benchmarks.run import measure_latency
 from streams.rules.identity import IdKind, derive_profile_id
-from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
 from streams.tools.readback import messages
 from streams.tools.workload import WorkloadSpec, generate
@@ -65,13 +62,7 @@ def measure(
     rate: float, probes: int, gap_s: float, people: int, warmup_s: float, history: bool
 ) -> dict[str, Any]:
     with ExitStack() as stack:
-        run_id = uuid.uuid4().hex[:8]
-        settings = Settings.from_env().with_changes(
-            bootstrap_servers=cluster(stack),
-            app_id=f"hops-{run_id}",
-            topic_prefix=f"hops-{run_id}.",
-        )
-        deployment = Deployment(settings, Path(".data") / f"hops-{run_id}").create_topics()
+        deployment = Deployment.of_its_own(cluster(stack), "hops")
         stack.callback(deployment.destroy)
         deployment.start_worker("worker-1")
         load = generate(WorkloadSpec(people=people, workspaces=2, seed=8))

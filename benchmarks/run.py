@@ -49,7 +49,6 @@ from benchmarks.gateway_load import measure as measure_gateway
 from benchmarks.gateway_load import summary as gateway_summary
 from benchmarks.hot_profile import measure as measure_hot_profile
 from benchmarks.recovery import grow_profiles
-from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
 from streams.tools.publisher import producer_config
 from streams.tools.workload import WorkloadSpec, generate
@@ -221,20 +220,6 @@ def _workload(args: argparse.Namespace) -> WorkloadSpec:
     )
 
 
-def _deployment(stack: ExitStack, bootstrap: str, partitions: int, name: str) -> Deployment:
-    """A deployment of its own (app id, topics, data dir), destroyed when ``stack`` closes."""
-    run_id = f"{name}-{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env().with_changes(
-        bootstrap_servers=bootstrap,
-        app_id=run_id,
-        topic_prefix=f"{run_id}.",
-        partitions=partitions,
-    )
-    deployment = Deployment(settings, Path(".data") / run_id).create_topics()
-    stack.callback(deployment.destroy)
-    return deployment
-
-
 def warm_up(args: argparse.Namespace, bootstrap: str) -> None:
     """Make the broker do what the measured runs make it do, for ``args.warm_up`` seconds:
     a throwaway worker, a workload published at once, then another paced with probes among
@@ -243,7 +228,8 @@ def warm_up(args: argparse.Namespace, bootstrap: str) -> None:
         return
     print(f"warm-up: a throwaway worker under the latency step's load for {args.warm_up:.0f} s ...")
     with ExitStack() as stack:
-        deployment = _deployment(stack, bootstrap, args.partitions, "bench-warm-up")
+        deployment = Deployment.of_its_own(bootstrap, "bench-warm-up", partitions=args.partitions)
+        stack.callback(deployment.destroy)
         deployment.start_worker("worker-1")
         events = generate(replace(_workload(args), seed=args.seed + 100))
         deployment.publish(events, len(events))
@@ -257,7 +243,8 @@ def run(args: argparse.Namespace, bootstrap: str, worker_count: int) -> dict[str
     spec = _workload(args)
     events = generate(spec)
     with ExitStack() as stack:
-        deployment = _deployment(stack, bootstrap, args.partitions, "bench")
+        deployment = Deployment.of_its_own(bootstrap, "bench", partitions=args.partitions)
+        stack.callback(deployment.destroy)
         settings = deployment.settings
         worker = deployment.start_worker("worker-1", processes=worker_count)
         assert worker.process is not None

@@ -16,14 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import time
-import uuid
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from benchmarks.charts import scale_chart
 from benchmarks.run import RESULTS, dir_mib, peak_rss_mib, rss_mib
-from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
 from streams.tools.publisher import Message
 from streams.tools.workload import WorkloadSpec, generate
@@ -65,16 +63,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"generating {args.people:,} people ...")
     events = generate(spec)
     checkpoints = [*sorted(c for c in args.checkpoints if c < len(events)), len(events)]
-    run_id = uuid.uuid4().hex[:8]
     samples: list[dict[str, float]] = []
     with ExitStack() as stack:
-        settings = Settings.from_env().with_changes(
-            bootstrap_servers=cluster(stack),
-            app_id=f"scale-{run_id}",
-            topic_prefix=f"scale-{run_id}.",
-            partitions=args.partitions,
-        )
-        deployment = Deployment(settings, Path(".data") / f"scale-{run_id}").create_topics()
+        deployment = Deployment.of_its_own(cluster(stack), "scale", partitions=args.partitions)
         stack.callback(deployment.destroy)
         worker = deployment.start_worker()
         pid: int = worker.process.pid  # type: ignore[union-attr]

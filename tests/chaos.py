@@ -29,18 +29,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
 import localkafka
-from streams.runtime.settings import Settings
 from streams.tools.harness import Deployment, cluster
 from streams.tools.publisher import Message
 from streams.tools.readback import lag, read_all
@@ -555,20 +552,6 @@ def plans(args: argparse.Namespace) -> list[Plan]:
     ]
 
 
-def deploy(bootstrap: str, partitions: int) -> Deployment:
-    """A deployment of its own: topics, app id and data dirs under .data/chaos-<tag>."""
-    tag = f"chaos-{uuid.uuid4().hex[:8]}"
-    settings = Settings.from_env().with_changes(
-        bootstrap_servers=bootstrap,
-        app_id=tag,
-        topic_prefix=f"{tag}.",
-        partitions=partitions,
-        session_timeout_s=10.0,  # how long a killed worker's partitions wait to move
-        stall_timeout_s=45.0,  # a stalled worker exits and is restarted well within CATCH_UP_S
-    )
-    return Deployment(settings, Path(".data") / tag).create_topics()
-
-
 def table(outcomes: list[Outcome]) -> str:
     rows = [("scenario", "seed", "events", "kills", "result", "seconds", "notes")]
     rows += [
@@ -610,7 +593,13 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap = cluster(stack)
         for plan in plans(args):
             print(f"{plan.name} (seed {plan.seed}, {plan.people} people) ...", flush=True)
-            deployment = deploy(bootstrap, args.partitions)
+            deployment = Deployment.of_its_own(
+                bootstrap,
+                "chaos",
+                partitions=args.partitions,
+                session_timeout_s=10.0,  # how long a killed worker's partitions wait to move
+                stall_timeout_s=45.0,  # a stalled worker exits and is restarted within CATCH_UP_S
+            )
             started = time.monotonic()
             try:
                 outcome = run(deployment, plan, lambda line: print(line, flush=True))

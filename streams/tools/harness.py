@@ -13,6 +13,7 @@ import shutil
 import socket
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
@@ -90,6 +91,17 @@ class Deployment:
         self.workdir = workdir
         self.topology: Topology = settings.topology()
         self.workers: dict[str, WorkerProcess] = {}
+
+    @classmethod
+    def of_its_own(cls, bootstrap: str, name: str, **changes: Any) -> Deployment:
+        """A deployment apart from every other on the cluster: app id and topic prefix
+        ``<name>-<random>``, its work under ``.data/``, the environment's settings with
+        ``changes``, its topics created. The caller destroys it."""
+        tag = f"{name}-{uuid.uuid4().hex[:8]}"
+        settings = Settings.from_env().with_changes(
+            bootstrap_servers=bootstrap, app_id=tag, topic_prefix=f"{tag}.", **changes
+        )
+        return cls(settings, Path(".data") / tag).create_topics()
 
     @property
     def kafka_config(self) -> dict[str, str]:
