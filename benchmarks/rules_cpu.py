@@ -146,7 +146,7 @@ class Pipeline:
                 started = time.perf_counter()
                 stepped = stage.step(before, key, value, (offset, index), policies, NOW)
                 seconds[stage.name] += time.perf_counter() - started
-                if stepped.state != before:
+                if stepped.state is not before:  # as pipeline._keyed
                     changed[key] = stepped.state
                 for first_key, stamp in stepped.firsts:
                     policies.types.add(first_key, stamp)

@@ -25,6 +25,7 @@ of JSON again each time cost more than the step that used it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,14 +120,16 @@ class RecentValues:
 
     def __init__(self, limit: int = 2_048) -> None:
         self.limit = limit
-        self.values: dict[tuple[int, str], Any] = {}
+        # Not a dict: taking a dict's first key walks past the slots of every key deleted
+        # before it (until the dict is rebuilt), which made keeping a value cost 1.7 us, not 0.5.
+        self.values: OrderedDict[tuple[int, str], Any] = OrderedDict()
 
     def keep(self, where: tuple[int, str], value: Any) -> None:
         values = self.values
-        values.pop(where, None)
         values[where] = value
+        values.move_to_end(where)
         if len(values) > self.limit:
-            del values[next(iter(values))]
+            values.popitem(last=False)
 
     def clear(self) -> None:
         self.values.clear()

@@ -14,7 +14,8 @@ assignment, tables, changelog recovery, commits.
   ``kafka-consumer-groups --describe`` shows owners and lag, but faust never fetches them
   (``faust_internals.never_fetch``);
 * a librdkafka consumer on a thread of its own is assigned those partitions by hand, at the
-  group's committed offsets (it never joins the group), and hands batches to the event loop;
+  group's committed offsets (it never joins the group), and queues batches for the event loop
+  without waiting for it to take them (it waits only while ``QUEUED_BATCHES`` are queued);
 * a batch is handled only while faust lets messages flow: not during a rebalance, and not
   before the tables of newly assigned partitions are restored (``faust_internals.flowing``);
 * each batch is handled there and its records handed to the ``Outbox`` (the next batch is
@@ -118,7 +119,11 @@ class Intake:
         self._done: dict[int, int] = {}  # partition -> the next offset to read (handled before)
         self._committed: dict[int, int] = {}
         self._assignments: queue.SimpleQueue[tuple[int, list[int]]] = queue.SimpleQueue()
-        self._batches: asyncio.Queue[Queued] = asyncio.Queue(QUEUED_BATCHES)
+        # Filled by the reader without waiting for the event loop, which only has to take them:
+        # a reader waiting for the loop to accept each batch left messages in librdkafka's queue
+        # while every other stage's batch was handled (most of a hop's latency under load).
+        self._batches: asyncio.Queue[Queued] = asyncio.Queue()
+        self._room = threading.Semaphore(QUEUED_BATCHES)  # released as batches are taken
         self._handling = asyncio.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -145,14 +150,14 @@ class Intake:
         carried: Queued | None = None  # taken from the queue, left for the next batch
         try:
             while True:
-                queued = [carried or await self._batches.get()]
+                queued = [carried or await self._take_queued()]
                 carried = None
                 await faust_internals.flowing(self._app)
                 # What the reader queued while the last batch was handled goes in this one, as
                 # far as it stays within MAX_BATCH_BYTES.
                 size = queued[0][2]
                 while carried is None and not self._batches.empty():
-                    more = self._batches.get_nowait()
+                    more = self._take_queued_nowait()
                     if size + more[2] > MAX_BATCH_BYTES:
                         carried = more
                     else:
@@ -164,6 +169,16 @@ class Intake:
                         await self._handle_batch([m for batch in current for m in batch])
         finally:
             committing.cancel()
+
+    async def _take_queued(self) -> Queued:
+        queued = await self._batches.get()
+        self._room.release()
+        return queued
+
+    def _take_queued_nowait(self) -> Queued:
+        queued = self._batches.get_nowait()
+        self._room.release()
+        return queued
 
     async def _handle_batch(self, messages: list[Message]) -> None:
         try:
@@ -261,9 +276,10 @@ class Intake:
                         logger.warning("%s: %s", self._topic, message.error())
                 for chunk, size in chunks(messages, MAX_BATCH_BYTES):
                     # waits while QUEUED_BATCHES are waiting: back-pressure
-                    asyncio.run_coroutine_threadsafe(
-                        self._batches.put((epoch, chunk, size)), loop
-                    ).result()
+                    while not self._room.acquire(timeout=IDLE_WAIT_S):
+                        if self._stopping.is_set():
+                            return
+                    loop.call_soon_threadsafe(self._batches.put_nowait, (epoch, chunk, size))
         except Exception:  # the worker cannot read its input: have it restarted
             logger.exception("%s reader failed; exiting (code %d)", self._topic, EXIT_STALLED)
             logging.shutdown()
