@@ -321,9 +321,52 @@ def fold(state: ProfileState | None, event: IdentifyEvent, profile_id: str) -> P
     an increment is added to the settled sum, so the stages never fold a redelivered event twice
     (they recognise it by its input position, see ``assembly``).
     """
-    single = from_event(event, profile_id)
     if state is None:
-        return single
+        return from_event(event, profile_id)
+    if not (
+        event.increment
+        or event.append
+        or event.remove
+        or state.get("incr")
+        or state.get("adds")
+        or state.get("rems")
+        or state.get("base")
+    ):
+        return _fold_registers(state, event)
+    return _fold_joined(state, event, profile_id)
+
+
+def _fold_registers(state: ProfileState, event: IdentifyEvent) -> ProfileState:
+    """``_fold_joined`` when neither the state nor the event has increments or list edits (most
+    events of most profiles): the same state, built without the joins of what both lack. Half
+    of every fold's cost, and an anonymous visit is folded twice (its device, its profile)."""
+    stamp = (event.timestamp, event.message_id)
+    lww: dict[str, Register] = {key: [*stamp, None] for key in event.unset}
+    lww.update({key: [*stamp, value] for key, value in _by_kind(event.set).items()})
+    once = {key: [*stamp, value] for key, value in _by_kind(event.set_once).items()}
+    ids = set(state["anonymousIds"])
+    if event.anonymous_id is not None:
+        ids.add(event.anonymous_id)
+    latest = max((state["updatedAt"], state["lastMessageId"]), stamp)
+    return {
+        "profileId": state["profileId"],
+        "workspaceId": state["workspaceId"],
+        "userId": state["userId"] if state["userId"] is not None else event.user_id,
+        "anonymousIds": sorted(ids),
+        "createdAt": min(state["createdAt"], event.timestamp),
+        "updatedAt": latest[0],
+        "lastMessageId": latest[1],
+        "lww": _join_registers(state["lww"], lww, latest=True),
+        "once": _join_registers(state["once"], once, latest=False),
+        "incr": {},
+        "adds": {},
+        "rems": {},
+    }
+
+
+def _fold_joined(state: ProfileState, event: IdentifyEvent, profile_id: str) -> ProfileState:
+    """The definition of a fold: the join with the profile that knows only the event."""
+    single = from_event(event, profile_id)
     bases: dict[str, Base] = state.get("base", {})
     late = {
         key: entry

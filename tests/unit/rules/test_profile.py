@@ -1,6 +1,8 @@
 import json
 import random
+from dataclasses import replace
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,6 +205,23 @@ def test_any_order_any_split_and_redelivery_give_the_same_profile(evs, rnd: rand
     assert joined == reference
     # redelivery: folding any event again changes nothing
     assert fold_all([rnd.choice(evs)], reference) == reference
+
+
+@settings(max_examples=300)
+@given(events(), st.booleans())
+def test_a_fold_without_increments_or_list_edits_is_the_join_it_stands_for(evs, plain):
+    """``fold`` builds such states directly (``_fold_registers``): byte for byte what the join
+    with the event's own profile (``_fold_joined``) gives, after any history."""
+    if plain:  # most of the input: only sets, set-onces and unsets
+        evs = [replace(e, increment={}, append={}, remove={}) for e in evs]
+    state = None
+    for e in evs:
+        folded = profile.fold(state, e, PID)
+        expected = profile.from_event(e, PID) if state is None else None
+        if state is not None:
+            expected = profile._fold_joined(state, e, PID)
+        assert orjson.dumps(folded) == orjson.dumps(expected)
+        state = folded
 
 
 @settings(max_examples=300)
