@@ -338,8 +338,8 @@ def fold(state: ProfileState | None, event: IdentifyEvent, profile_id: str) -> P
 
 def _fold_registers(state: ProfileState, event: IdentifyEvent) -> ProfileState:
     """``_fold_joined`` when neither the state nor the event has increments or list edits (most
-    events of most profiles): the same state, built without the joins of what both lack. Half
-    of every fold's cost, and an anonymous visit is folded twice (its device, its profile)."""
+    events of most profiles): the same state, built without joining the maps both lack. It is
+    the commonest fold, and an anonymous visit is folded twice (its device, its profile)."""
     stamp = (event.timestamp, event.message_id)
     lww: dict[str, Register] = {key: [*stamp, None] for key in event.unset}
     lww.update({key: [*stamp, value] for key, value in _by_kind(event.set).items()})

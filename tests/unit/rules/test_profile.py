@@ -217,8 +217,9 @@ def test_a_fold_without_increments_or_list_edits_is_the_join_it_stands_for(evs, 
     state = None
     for e in evs:
         folded = profile.fold(state, e, PID)
-        expected = profile.from_event(e, PID) if state is None else None
-        if state is not None:
+        if state is None:
+            expected = profile.from_event(e, PID)
+        else:
             expected = profile._fold_joined(state, e, PID)
         assert orjson.dumps(folded) == orjson.dumps(expected)
         state = folded
