@@ -57,7 +57,7 @@ QUEUED_BATCHES = 1
 # A batch's messages, at most (but one message, whatever its size): a keyed stage's input is
 # envelopes of up to 512 KiB, and a backlog (a replay) fetches thousands of them at once.
 MAX_BATCH_BYTES = 4 * 2**20
-Queued = tuple[int, list[Message], int]  # assignment epoch, messages, their values' bytes
+Queued = tuple[int, list[Message]]  # assignment epoch, messages
 IN_FLIGHT = 4  # batches handed over before the broker acknowledged the first
 IDLE_WAIT_S = 0.1  # a consume call waiting for the first message (stopping is seen as often)
 
@@ -150,38 +150,18 @@ class Intake:
         self._thread = threading.Thread(target=self._read, args=(loop,), name=name, daemon=True)
         self._thread.start()
         committing = asyncio.ensure_future(self._commit_periodically())
-        carried: Queued | None = None  # taken from the queue, left for the next batch
         try:
             while True:
-                queued = [carried or await self._take_queued()]
-                carried = None
+                # One batch at a time: with one queued, the reader holds the next (a backlog
+                # reads as batches of up to MAX_BATCH_BYTES anyway).
+                epoch, batch = await self._batches.get()
+                self._room.release()
                 await faust_internals.flowing(self._app)
-                # What the reader queued while the last batch was handled goes in this one, as
-                # far as it stays within MAX_BATCH_BYTES.
-                size = queued[0][2]
-                while carried is None and not self._batches.empty():
-                    more = self._take_queued_nowait()
-                    if size + more[2] > MAX_BATCH_BYTES:
-                        carried = more
-                    else:
-                        queued.append(more)
-                        size += more[2]
                 async with self._handling:
-                    current = [batch for epoch, batch, _ in queued if epoch == self._epoch]
-                    if current:
-                        await self._handle_batch([m for batch in current for m in batch])
+                    if epoch == self._epoch:
+                        await self._handle_batch(batch)
         finally:
             committing.cancel()
-
-    async def _take_queued(self) -> Queued:
-        queued = await self._batches.get()
-        self._room.release()
-        return queued
-
-    def _take_queued_nowait(self) -> Queued:
-        queued = self._batches.get_nowait()
-        self._room.release()
-        return queued
 
     async def _handle_batch(self, messages: list[Message]) -> None:
         try:
@@ -277,12 +257,12 @@ class Intake:
                         messages.append(message)
                     else:
                         logger.warning("%s: %s", self._topic, message.error())
-                for chunk, size in chunks(messages, MAX_BATCH_BYTES):
+                for chunk, _ in chunks(messages, MAX_BATCH_BYTES):
                     # waits while QUEUED_BATCHES are waiting: back-pressure
                     while not self._room.acquire(timeout=IDLE_WAIT_S):
                         if self._stopping.is_set():
                             return
-                    loop.call_soon_threadsafe(self._batches.put_nowait, (epoch, chunk, size))
+                    loop.call_soon_threadsafe(self._batches.put_nowait, (epoch, chunk))
         except Exception:  # the worker cannot read its input: have it restarted
             logger.exception("%s reader failed; exiting (code %d)", self._topic, EXIT_STALLED)
             logging.shutdown()
