@@ -52,7 +52,9 @@ class AttributeFirsts:
             "group.id": f"attribute-firsts-reader-{uuid.uuid4().hex}",  # never joins or commits
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
-            "fetch.wait.max.ms": 50,  # a new decision should reach the stages at once
+            # A new decision still reaches the stages at once: the broker answers a waiting
+            # fetch when a record arrives; the wait is how often an idle topic is asked again.
+            "fetch.wait.max.ms": 500,
         }
         self._topic = topic
         self._types = types
