@@ -257,7 +257,7 @@ class Intake:
                         messages.append(message)
                     else:
                         logger.warning("%s: %s", self._topic, message.error())
-                for chunk, _ in chunks(messages, MAX_BATCH_BYTES):
+                for chunk in chunks(messages, MAX_BATCH_BYTES):
                     # waits while QUEUED_BATCHES are waiting: back-pressure
                     while not self._room.acquire(timeout=IDLE_WAIT_S):
                         if self._stopping.is_set():
@@ -281,17 +281,17 @@ class Intake:
         return taken
 
 
-def chunks(messages: list[Message], limit: int) -> Iterator[tuple[list[Message], int]]:
-    """``messages`` in order, in runs of at most ``limit`` value bytes (a larger message alone),
-    each with its size."""
+def chunks(messages: list[Message], limit: int) -> Iterator[list[Message]]:
+    """``messages`` in order, in runs of at most ``limit`` value bytes (a larger message
+    alone)."""
     chunk: list[Message] = []
     size = 0
     for message in messages:
         nbytes = len(message.value() or b"")
         if chunk and size + nbytes > limit:
-            yield chunk, size
+            yield chunk
             chunk, size = [], 0
         chunk.append(message)
         size += nbytes
     if chunk:
-        yield chunk, size
+        yield chunk
