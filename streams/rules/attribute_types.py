@@ -86,13 +86,18 @@ def first_key(workspace_id: str, name: str, kind: str, partition: int) -> str:
 
 def custom_kinds(event: IdentifyEvent) -> list[tuple[str, str]]:
     """(name, kind) of every custom value an event carries; operations are typed too."""
-    kinds = {
-        (key[len(CUSTOM_PREFIX) :], value[0])
-        for key, value in (*event.set.items(), *event.set_once.items())
-        if key.startswith(CUSTOM_PREFIX)
-    }
-    kinds |= {(key[len(CUSTOM_PREFIX) :], "number") for key in event.increment}
-    kinds |= {(key[len(CUSTOM_PREFIX) :], "list") for key in (*event.append, *event.remove)}
+    # Called twice per event (firsts, refusals): loops, not comprehensions over joined tuples.
+    cut = len(CUSTOM_PREFIX)
+    kinds = set()
+    for values in (event.set, event.set_once):
+        for key, value in values.items():
+            if key.startswith(CUSTOM_PREFIX):
+                kinds.add((key[cut:], value[0]))
+    for key in event.increment:
+        kinds.add((key[cut:], "number"))
+    for ops in (event.append, event.remove):
+        for key in ops:
+            kinds.add((key[cut:], "list"))
     return sorted(kinds)
 
 

@@ -440,26 +440,38 @@ def _add(total: Any, delta: Any) -> Any:
 
 def current_values(state: ProfileState) -> dict[str, Any]:
     """The value of every attribute that has one, by attribute key."""
+    # Per rendered profile and per attach, over every register: the floor is inlined and the
+    # operation registers are looked at only when the profile has any.
     lww: dict[str, Register] = state["lww"]
     once: dict[str, Register] = state["once"]
     incr, adds, rems = state.get("incr", {}), state.get("adds", {}), state.get("rems", {})
     bases: dict[str, Base] = state.get("base", {})
+    operations = bool(incr or adds or rems or bases)
+    keys = lww.keys() | once.keys()
+    if operations:
+        keys |= incr.keys() | bases.keys() | adds.keys() | rems.keys()
     values: dict[str, Any] = {}
-    for key in lww.keys() | once.keys() | incr.keys() | bases.keys() | adds.keys() | rems.keys():
-        last, first = _floor(lww, key), once.get(key)
+    for key in keys:
+        last = lww.get(key)
+        if KIND_SEPARATOR in key:  # as _floor: a kindless unset covers every kind's register
+            unset = lww.get(key.split(KIND_SEPARATOR, 1)[0])
+            if unset is not None and (last is None or (unset[0], unset[1]) > (last[0], last[1])):
+                last = unset
         value, floor = None, None  # floor: operations after this stamp apply to the value
         if last is not None:
             floor = (last[0], last[1])
             value = last[2]
-        if value is None and first is not None and (floor is None or (first[0], first[1]) > floor):
+        first = once.get(key) if value is None else None
+        if first is not None and (floor is None or (first[0], first[1]) > floor):
             value, floor = first[2], (first[0], first[1])
-        if key in incr or key in bases:
-            base = bases.get(key)
-            if base is not None and floor is not None and (base[2], base[3]) <= floor:
-                base = None
-            value = _incremented(value, incr.get(key, {}), base, floor)
-        if key in adds or key in rems:
-            value = _edited_list(value, adds.get(key, {}), rems.get(key, {}), floor)
+        if operations:
+            if key in incr or key in bases:
+                base = bases.get(key)
+                if base is not None and floor is not None and (base[2], base[3]) <= floor:
+                    base = None
+                value = _incremented(value, incr.get(key, {}), base, floor)
+            if key in adds or key in rems:
+                value = _edited_list(value, adds.get(key, {}), rems.get(key, {}), floor)
         if value is not None:
             values[key] = value
     return values
