@@ -39,6 +39,8 @@ class Unsupported(ValueError):
 def read_long(data: bytes, pos: int) -> tuple[int, int]:
     """A zig-zag varint of at most 64 bits (fastavro's range; longer ones are left to it)."""
     b = data[pos]
+    if b < 0x80:  # one byte: most lengths, counts and union indexes
+        return (b >> 1) ^ -(b & 1), pos + 1
     pos += 1
     n = b & 0x7F
     shift = 7
@@ -76,6 +78,12 @@ def _read_bytes(data: bytes, pos: int) -> tuple[bytes, int]:
 
 
 def _read_string(data: bytes, pos: int) -> tuple[str, int]:
+    b = data[pos]
+    if b < 0x80 and not b & 1:  # shorter than 64 bytes: most keys and values
+        end = pos + 1 + (b >> 1)
+        if end > len(data):
+            raise Unsupported("truncated bytes")
+        return data[pos + 1 : end].decode(), end
     raw, pos = _read_bytes(data, pos)
     return raw.decode(), pos
 
@@ -269,6 +277,12 @@ def _record_reader(schema: dict[str, Any], named: dict[str, Any]) -> Reader:
                 f"    if data[pos] == 0:\n        v{n} = None\n        pos += 1",
                 f"    else:\n        v{n}, pos = r{n}(data, pos)",
             ]
+        elif extract_record_type(field["type"]) in ("array", "map"):  # most of ours are empty
+            empty = "[]" if extract_record_type(field["type"]) == "array" else "{}"
+            lines += [
+                f"    if data[pos] == 0:\n        v{n} = {empty}\n        pos += 1",
+                f"    else:\n        v{n}, pos = r{n}(data, pos)",
+            ]
         else:
             lines.append(f"    v{n}, pos = r{n}(data, pos)")
     items = ", ".join(f"{field['name']!r}: v{n}" for n, field in enumerate(schema["fields"]))
@@ -277,23 +291,31 @@ def _record_reader(schema: dict[str, Any], named: dict[str, Any]) -> Reader:
 
 
 def _blocks_reader(read_item: Reader, keyed: bool) -> Reader:
-    def read_blocks(data: bytes, pos: int) -> tuple[Any, int]:
-        out: Any = {} if keyed else []
+    def read_map(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
+        out: dict[str, Any] = {}
         count, pos = read_long(data, pos)
         while count:
             if count < 0:
                 raise Unsupported("sized block")
             for _ in range(count):
-                if keyed:
-                    key, pos = _read_string(data, pos)
-                    out[key], pos = read_item(data, pos)
-                else:
-                    item, pos = read_item(data, pos)
-                    out.append(item)
+                key, pos = _read_string(data, pos)
+                out[key], pos = read_item(data, pos)
             count, pos = read_long(data, pos)
         return out, pos
 
-    return read_blocks
+    def read_array(data: bytes, pos: int) -> tuple[list[Any], int]:
+        out: list[Any] = []
+        count, pos = read_long(data, pos)
+        while count:
+            if count < 0:
+                raise Unsupported("sized block")
+            for _ in range(count):
+                item, pos = read_item(data, pos)
+                out.append(item)
+            count, pos = read_long(data, pos)
+        return out, pos
+
+    return read_map if keyed else read_array
 
 
 def _union_reader(union: list[Any], named: dict[str, Any]) -> Reader:
@@ -309,10 +331,15 @@ def _union_reader(union: list[Any], named: dict[str, Any]) -> Reader:
         branches.append((compile_reader(branch, named), name))
 
     def read_union(data: bytes, pos: int) -> tuple[Any, int]:
-        index, pos = read_long(data, pos)
-        if not 0 <= index < len(branches):
-            raise Unsupported("union index out of range")
-        read, name = branches[index]
+        b = data[pos]
+        if b < 0x80 and not b & 1 and (b >> 1) < len(branches):  # a small index, as all are
+            read, name = branches[b >> 1]
+            pos += 1
+        else:
+            index, pos = read_long(data, pos)
+            if not 0 <= index < len(branches):
+                raise Unsupported("union index out of range")
+            read, name = branches[index]
         value, pos = read(data, pos)
         return (value if name is None else (name, value)), pos
 
