@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 HEY    := .localkafka/bin/hey
+NATIVE := .build/native/FINGERPRINT
 
 .PHONY: demo test bench bench-scale bench-gateway hey chaos install lint unit integration broker-start broker-stop broker-status registry-start registry-stop clean
 
@@ -27,7 +28,7 @@ bench-scale: install ## one long run: throughput and memory from 10^4 to 10^6 ev
 chaos: install ## SIGKILLs, a broker restart, a 1 -> 2 -> 1 group, junk: results must equal a clean run's (CHAOS_ARGS=...)
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 
-install: $(STAMP)
+install: $(STAMP) $(NATIVE)
 
 hey: $(HEY)
 
@@ -37,9 +38,12 @@ $(HEY): ## the gateway bench's HTTP load generator, pinned, from the Go module p
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,native]'
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+$(NATIVE): $(STAMP) streams/native.py $(wildcard streams/rules/*.py) ## the rules compiled with mypyc (streams/native.py)
+	mkdir -p .build && $(BIN)/python -m streams.native build > .build/native.log 2>&1 || (cat .build/native.log; exit 1)
 
 lint: install
 	$(BIN)/ruff check .
@@ -67,4 +71,4 @@ registry-stop: install
 	$(BIN)/python -m localkafka registry-stop
 
 clean: broker-stop registry-stop
-	rm -rf .data .localkafka $(VENV)
+	rm -rf .data .localkafka .build $(VENV)

@@ -46,6 +46,7 @@ from typing import Any
 
 import orjson
 
+from streams import native
 from streams.rules.attribute_types import Rendered
 from streams.rules.outcomes import (
     ATTRIBUTE_FIRSTS,
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         orjson.dumps(
             {
+                "rules": "compiled" if native.ACTIVE else "interpreted",
                 "events": len(inputs),
                 "records": best["records"],
                 "digest": best["digest"],
@@ -359,6 +361,7 @@ def instructions(args: argparse.Namespace) -> dict[str, Any]:
                 sys.exit(f"callgrind run of {events} events failed:\n{stderr[-2000:]}")
             counts[events] = int(found.group(1))
     return {
+        "rules": "compiled" if native.ACTIVE else "interpreted",
         "events": [small, large],
         "instructions": [counts[small], counts[large]],
         "instructions_per_event": (counts[large] - counts[small]) // (large - small),

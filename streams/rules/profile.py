@@ -402,7 +402,9 @@ def settle(state: ProfileState) -> ProfileState:
     for key, entries in rems.items():
         ordered = sorted(entries.items(), key=lambda kv: kv[1])
         orphans = 0  # removes whose append has not arrived (yet): kept, up to WINDOW of them
-        for item, removed in reversed(ordered[:-WINDOW]):
+        older = ordered[:-WINDOW]
+        older.reverse()
+        for item, removed in older:
             added = adds.get(key, {}).get(item)
             if added is None and orphans < WINDOW:
                 orphans += 1

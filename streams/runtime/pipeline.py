@@ -27,6 +27,7 @@ import faust
 import orjson
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
+from streams import native
 from streams.rules.outcomes import BROADCAST, Emit, Source, coalesce
 from streams.rules.steps import Policies, Stepped
 from streams.runtime import envelopes
@@ -78,6 +79,7 @@ class Pipeline:
 
     def install(self, app: faust.App, tables: dict[str, ChangelogTable]) -> None:
         """Each stage's input read through librdkafka, in faust's group (runtime.intake)."""
+        logger.info("rules %s", "compiled with mypyc" if native.ACTIVE else "interpreted")
         for stage in self.stages:
             if stage.table is None:
                 handle = self._routing(stage)
