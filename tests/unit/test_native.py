@@ -23,30 +23,25 @@ def test_rules_run_compiled_exactly_when_the_build_matches_their_sources() -> No
     assert module.suffix == (".so" if expected else ".py")
 
 
-def test_a_build_of_other_sources_is_not_loaded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("built", "interpreted"),
+    [
+        ("other sources", None),  # a rule edited since the build
+        (None, None),  # never built
+        ("these sources", "1"),  # built, but interpreted on request
+    ],
+)
+def test_the_compiled_rules_are_left_alone(
+    built: str | None, interpreted: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(native, "BUILD", tmp_path)
-    monkeypatch.delenv("IDENTITY_STREAM_INTERPRETED", raising=False)
-    (tmp_path / "FINGERPRINT").write_text("0" * 64 + "\n")
-    path: list[str] = ["rules"]
-    assert native.load(path) is False
-    assert path == ["rules"]
-
-
-def test_no_build_means_interpreted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native, "BUILD", tmp_path / "absent")
-    path: list[str] = ["rules"]
-    assert native.load(path) is False
-    assert path == ["rules"]
-
-
-def test_interpreted_on_request_even_with_a_matching_build(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(native, "BUILD", tmp_path)
-    monkeypatch.setenv("IDENTITY_STREAM_INTERPRETED", "1")
-    (tmp_path / "FINGERPRINT").write_text(native.fingerprint() + "\n")
+    if interpreted is None:
+        monkeypatch.delenv("IDENTITY_STREAM_INTERPRETED", raising=False)
+    else:
+        monkeypatch.setenv("IDENTITY_STREAM_INTERPRETED", interpreted)
+    if built is not None:
+        stamp = native.fingerprint() if built == "these sources" else "0" * 64
+        (tmp_path / "FINGERPRINT").write_text(stamp + "\n")
     path: list[str] = ["rules"]
     assert native.load(path) is False
     assert path == ["rules"]
