@@ -2,6 +2,9 @@
 
 Everything here is a function of its arguments, so it is tested exhaustively without a broker
 (tests/unit/rules) and the runtime can run it on any engine.
+
+The same modules compiled with mypyc run instead when ``make`` has built them from these very
+sources (streams.native): loaded here, before any of them is imported.
 """
 
 from streams import native

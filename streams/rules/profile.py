@@ -403,7 +403,7 @@ def settle(state: ProfileState) -> ProfileState:
         ordered = sorted(entries.items(), key=lambda kv: kv[1])
         orphans = 0  # removes whose append has not arrived (yet): kept, up to WINDOW of them
         older = ordered[:-WINDOW]
-        older.reverse()
+        older.reverse()  # not reversed(...) of the slice: mypyc 2.4's compiler fails on it
         for item, removed in older:
             added = adds.get(key, {}).get(item)
             if added is None and orphans < WINDOW:
