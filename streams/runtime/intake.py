@@ -48,7 +48,9 @@ from streams.runtime.watchdog import EXIT_STALLED
 logger = logging.getLogger(__name__)
 
 Settle = Callable[[Delivered], None]  # what follows once the broker has a batch's records
-# a batch of messages handled: the records to deliver, and what follows their delivery
+# A batch of messages handled: the records to deliver, and what follows their delivery. A
+# handle awaits only before it changes anything (the custom attribute types, the registry's
+# writer schemas), so a batch still waiting there can be dropped and read again.
 Handle = Callable[[list[Message]], Awaitable[tuple[list[Record], Settle]]]
 # Batches read ahead of handling, at most (and one more in the reader's hands). Two, once the
 # reader stopped waiting for the loop, kept up to 2 x MAX_BATCH_BYTES more of a backlog decoded
@@ -128,6 +130,7 @@ class Intake:
         self._batches: asyncio.Queue[Queued] = asyncio.Queue()
         self._room = threading.Semaphore(QUEUED_BATCHES)  # released as batches are taken
         self._handling = asyncio.Lock()
+        self._waiting: asyncio.Future[tuple[list[Record], Settle]] | None = None
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -164,12 +167,22 @@ class Intake:
             committing.cancel()
 
     async def _handle_batch(self, messages: list[Message]) -> None:
+        self._waiting = handling = asyncio.ensure_future(self._handle(messages))
         try:
-            records, settle = await self._handle(messages)
+            records, settle = await handling
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the intake itself is stopped
+            # dropped by _let_go while it waited: nothing of it was handled, nothing is done
+            logger.info("%s: a batch waiting to be handled dropped; read again", self._topic)
+            return
         except Exception:  # the rules refuse bad input; anything else is a bug: restart
             logger.exception("handling %s failed; exiting (code %d)", self._topic, EXIT_STALLED)
             logging.shutdown()
             os._exit(EXIT_STALLED)
+        finally:
+            self._waiting = None
         await self._sending.send(
             records, lambda delivered: self._done_with(messages, settle, delivered)
         )
@@ -227,8 +240,17 @@ class Intake:
             await asyncio.to_thread(self._thread.join, 10)
 
     async def _let_go(self, partitions: set[int]) -> None:
-        """Stop reading ``partitions``, finish the batch in flight, commit them, forget them."""
+        """Stop reading ``partitions``, finish the batch in flight, commit them, forget them.
+
+        A batch still waiting to be handled (for an unreachable schema registry, say) is
+        dropped like the queued ones rather than awaited: a worker stopping or giving up
+        partitions is not held by it. The partitions kept are read again from their committed
+        offsets (``_assign``), so the dropped batch's messages are read again, here or by the
+        partitions' next owner.
+        """
         self._assign(self._assigned - partitions)  # their queued batches are dropped
+        if self._waiting is not None:
+            self._waiting.cancel()
         async with self._handling:  # the batch being handled, if any, is handed over
             await self._sending.drain()  # and every batch handed over is delivered
             await self._commit(partitions)

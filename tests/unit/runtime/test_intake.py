@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
+import pytest
 from faust.types import TP
 
-from streams.runtime.intake import HandledOffsets, chunks
+from streams.runtime.delivery import Outbox, Record
+from streams.runtime.intake import HandledOffsets, Intake, Settle, chunks
 
 TOPIC = TP("identify-events-by-anonymous", 0)
 
@@ -41,3 +46,56 @@ def test_a_backlog_of_envelopes_is_handled_in_batches_of_bounded_bytes():
     ]
     assert [m for chunk in got for m in chunk] == messages
     assert list(chunks([], 1000)) == []
+
+
+class FakeApp:
+    class conf:  # faust's App.conf
+        id = "group"
+
+
+def _waiting_intake() -> tuple[Intake, asyncio.Event]:
+    """An intake whose stage waits forever before handling (a registry that never answers)."""
+    waiting = asyncio.Event()
+
+    async def handle(messages: list[Any]) -> tuple[list[Record], Settle]:
+        waiting.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never handled")
+
+    app: Any = FakeApp()
+    intake = Intake(app, "input", {}, 100, 500, 1.0, handle, Outbox({}, 1), HandledOffsets())
+    intake._assign({0, 1})
+    return intake, waiting
+
+
+def test_a_batch_still_waiting_to_be_handled_does_not_hold_its_partitions():
+    """Giving partitions up (a rebalance, a stop) drops such a batch instead of awaiting it:
+    nothing of it was handled, so nothing is marked done, and it is read again."""
+
+    async def scenario() -> None:
+        intake, waiting = _waiting_intake()
+
+        async def run_one() -> None:  # as Intake._run does
+            async with intake._handling:
+                await intake._handle_batch([FakeMessage(b"x")])
+
+        batch = asyncio.ensure_future(run_one())
+        await waiting.wait()
+        await asyncio.wait_for(intake._let_go({0}), timeout=5)
+        await asyncio.wait_for(batch, timeout=5)
+        assert intake._done == {}
+        assert intake._assigned == {1}
+
+    asyncio.run(scenario())
+
+
+def test_an_intake_stopped_while_a_batch_waits_is_cancelled_itself():
+    async def scenario() -> None:
+        intake, waiting = _waiting_intake()
+        batch = asyncio.ensure_future(intake._handle_batch([FakeMessage(b"x")]))
+        await waiting.wait()
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+
+    asyncio.run(scenario())
