@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         orjson.dumps(
             {
-                "rules": "compiled" if native.ACTIVE else "interpreted",
+                "rules": native.mode(),
                 "events": len(inputs),
                 "records": best["records"],
                 "digest": best["digest"],
@@ -361,7 +361,7 @@ def instructions(args: argparse.Namespace) -> dict[str, Any]:
                 sys.exit(f"callgrind run of {events} events failed:\n{stderr[-2000:]}")
             counts[events] = int(found.group(1))
     return {
-        "rules": "compiled" if native.ACTIVE else "interpreted",
+        "rules": native.mode(),
         "events": [small, large],
         "instructions": [counts[small], counts[large]],
         "instructions_per_event": (counts[large] - counts[small]) // (large - small),

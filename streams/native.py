@@ -28,6 +28,7 @@ RULES = Path(__file__).resolve().parent / "rules"
 BUILD = Path(__file__).resolve().parents[1] / ".build" / "native"
 GROUP = "identity_stream_rules"  # mypyc's shared library for the group: <GROUP>__mypyc
 _FINGERPRINT = "FINGERPRINT"
+_SUFFIX: str = sysconfig.get_config_var("EXT_SUFFIX")  # e.g. .cpython-311-x86_64-linux-gnu.so
 
 ACTIVE = False  # set by load(): whether streams.rules runs compiled in this process
 
@@ -39,10 +40,23 @@ def sources() -> list[Path]:
 
 def fingerprint() -> str:
     """Sources and interpreter ABI: a build is used only by the interpreter it was made for."""
-    digest = hashlib.sha256(sysconfig.get_config_var("EXT_SUFFIX").encode())
+    digest = hashlib.sha256(_SUFFIX.encode())
     for path in sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
+
+
+def mode() -> str:
+    """How streams.rules runs in this process: ``compiled`` or ``interpreted``."""
+    return "compiled" if ACTIVE else "interpreted"
+
+
+def _built() -> str | None:
+    """The fingerprint of the sources the build was made from (None: no build)."""
+    try:
+        return (BUILD / _FINGERPRINT).read_text().strip()
+    except FileNotFoundError:
+        return None
 
 
 def load(package_path: list[str]) -> bool:
@@ -50,19 +64,13 @@ def load(package_path: list[str]) -> bool:
     global ACTIVE
     if os.environ.get("IDENTITY_STREAM_INTERPRETED", "") not in ("", "0"):
         return False
-    try:
-        built = (BUILD / _FINGERPRINT).read_text().strip()
-    except FileNotFoundError:
-        return False
-    if built != fingerprint():
+    if _built() != fingerprint():
         return False
     # The compiled modules import their group's shared library by its top-level name: loaded
     # here from the build directory, so nothing is added to sys.path.
     name = f"{GROUP}__mypyc"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            name, BUILD / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-        )
+        spec = importlib.util.spec_from_file_location(name, BUILD / f"{name}{_SUFFIX}")
         if spec is None or spec.loader is None:
             return False
         module = importlib.util.module_from_spec(spec)
@@ -79,9 +87,8 @@ def build() -> None:
     from setuptools import Distribution
 
     stamp = fingerprint()
-    marker = BUILD / _FINGERPRINT
-    if marker.exists() and marker.read_text().strip() == stamp:
-        marker.touch()  # sources touched, not changed (a checkout): make's timestamp only
+    if _built() == stamp:
+        (BUILD / _FINGERPRINT).touch()  # sources touched, not changed (a checkout): for make
         print(f"rules already compiled for these sources in {BUILD}")
         return
     BUILD.parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     import streams.rules  # noqa: F401  (importing it runs load() of streams.native, not __main__)
     from streams import native
 
-    state = "compiled" if native.ACTIVE else "interpreted"
-    print(f"rules: {state} ({BUILD})")
+    print(f"rules: {native.mode()} ({BUILD})")
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ class Pipeline:
 
     def install(self, app: faust.App, tables: dict[str, ChangelogTable]) -> None:
         """Each stage's input read through librdkafka, in faust's group (runtime.intake)."""
-        logger.info("rules %s", "compiled with mypyc" if native.ACTIVE else "interpreted")
+        logger.info("rules %s", native.mode())
         for stage in self.stages:
             if stage.table is None:
                 handle = self._routing(stage)
