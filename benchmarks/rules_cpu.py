@@ -61,7 +61,7 @@ from streams.rules.outcomes import (
 from streams.rules.steps import Policies
 from streams.runtime import envelopes
 from streams.runtime.changelogs import RecentValues
-from streams.runtime.garbage_collection import tune_for_batches
+from streams.runtime.garbage_collection import between_batches, tune_for_batches
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 from topology.stages import STAGES, StageSpec
 from topology.topics import partition_for
@@ -134,6 +134,7 @@ class Pipeline:
                         batch = list(queue)
                         queue.clear()
                         self.keyed(stage, partition, batch)
+                        between_batches()  # as each stage's intake does
 
     def keyed(self, stage: StageSpec, partition: int, batch: list[bytes]) -> None:
         """One batch of one partition, as pipeline._keyed and rerendering do."""
@@ -244,6 +245,7 @@ def run(inputs: list[tuple[str, bytes]], batch: int, partitions: int, digest: bo
     pipeline = Pipeline(partitions, digest)
     for start in range(0, len(inputs), batch):
         pipeline.route(inputs[start : start + batch])
+        between_batches()
         pipeline.drain()
     return pipeline
 

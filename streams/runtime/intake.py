@@ -41,7 +41,7 @@ import faust
 from confluent_kafka import OFFSET_STORED, Consumer, Message, TopicPartition
 from faust.types import TP
 
-from streams.runtime import faust_internals
+from streams.runtime import faust_internals, garbage_collection
 from streams.runtime.delivery import Delivered, InOrder, Outbox, Record
 from streams.runtime.watchdog import EXIT_STALLED
 
@@ -163,6 +163,7 @@ class Intake:
                 async with self._handling:
                     if epoch == self._epoch:
                         await self._handle_batch(batch)
+                garbage_collection.between_batches()
         finally:
             committing.cancel()
 
