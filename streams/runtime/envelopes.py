@@ -9,11 +9,23 @@ touches the table partition of the message it is processing.
 
 Nothing else changes: the receiver applies the records in order, exactly as if they had come one
 by one, and at-least-once redelivers whole envelopes, which the idempotent stages absorb.
+
+Most envelopes a worker sends are read back by that same worker: its next stage owns the
+partition (with one worker, every one). Decoding them again cost ~7 % of a loaded worker's main
+thread, to rebuild objects it had just encoded, so ``Sealed`` keeps the records of the envelopes
+sent to partitions this worker reads, and the receiving stage takes them by the envelope's bytes.
+The envelope still goes through Kafka and is still read from there, in offset order, so
+positions, commits and redelivery are those of any envelope; only its decoding is skipped. The
+records are the very objects sealed, so they must be what decoding would give back: JSON values
+with lists and string keys only, never changed by the step they are handed to (tests/simulation
+hands records over either way and checks both).
 """
 
 from __future__ import annotations
 
 import functools
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -23,6 +35,9 @@ from topology.topics import partition_for
 
 # Well under Kafka's default 1 MiB message limit (broker and producer), whatever the records.
 MAX_ENVELOPE_BYTES = 512 * 1024
+# Envelope bytes whose records ``Sealed`` keeps, at most (a few batches are in flight; what a
+# lagging stage has not read by then is decoded as usual).
+MAX_KEPT_BYTES = 16 * 2**20
 
 
 def seal(records: list[tuple[str, Any]], limit: int = MAX_ENVELOPE_BYTES) -> list[bytes]:
@@ -54,6 +69,41 @@ def unseal(envelope: bytes) -> list[list[Any]]:
     """The records of an envelope, ``[key, value]`` each, in the order they were sealed."""
     records: list[list[Any]] = orjson.loads(envelope)
     return records
+
+
+Record = Sequence[Any]  # [key, value] decoded, (key, value) as sealed
+
+
+class Sealed:
+    """The records of the envelopes this worker sent to partitions it reads, until it reads them
+    (module docstring); the oldest go first beyond ``limit_bytes`` of envelopes."""
+
+    def __init__(
+        self, reads: Callable[[str, int], bool], limit_bytes: int = MAX_KEPT_BYTES
+    ) -> None:
+        self._reads = reads  # whether this worker reads (topic, partition) now
+        self._limit = limit_bytes
+        self._kept: OrderedDict[bytes, Sequence[Record]] = OrderedDict()
+        self._bytes = 0
+
+    def seal(self, topic: str, partition: int, records: list[tuple[str, Any]]) -> list[bytes]:
+        """``seal(records)``, remembering their records when this worker reads the partition."""
+        sealed = seal(records)
+        if len(sealed) == 1 and self._reads(topic, partition) and sealed[0] not in self._kept:
+            self._kept[sealed[0]] = records
+            self._bytes += len(sealed[0])
+            while self._bytes > self._limit:
+                envelope, _ = self._kept.popitem(last=False)
+                self._bytes -= len(envelope)
+        return sealed
+
+    def unseal(self, envelope: bytes) -> Sequence[Record]:
+        """The records of ``envelope``: those sealed here, else decoded."""
+        records = self._kept.pop(envelope, None)
+        if records is None:
+            return unseal(envelope)
+        self._bytes -= len(envelope)
+        return records
 
 
 @functools.cache

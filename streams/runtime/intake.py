@@ -144,6 +144,10 @@ class Intake:
         self._app.on_before_shutdown.connect(self._on_shutdown)
         self._app.task(self._run)
 
+    def reads(self, partition: int) -> bool:
+        """Whether this worker reads ``partition`` of the topic now."""
+        return partition in self._assigned
+
     # -- the event loop's side
 
     async def _run(self) -> None:

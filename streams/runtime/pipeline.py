@@ -76,6 +76,13 @@ class Pipeline:
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
         self._background: set[asyncio.Task[None]] = set()
+        self._intakes: dict[str, Intake] = {}  # by input topic
+        # the envelopes this worker will read back, kept decoded (runtime.envelopes)
+        self._sealed = envelopes.Sealed(self._reads)
+
+    def _reads(self, topic: str, partition: int) -> bool:
+        intake = self._intakes.get(topic)
+        return intake is not None and intake.reads(partition)
 
     def install(self, app: faust.App, tables: dict[str, ChangelogTable]) -> None:
         """Each stage's input read through librdkafka, in faust's group (runtime.intake)."""
@@ -89,9 +96,10 @@ class Pipeline:
                     rerendering = Rerendering(stage, tables[stage.table.name], self.policies)
                     self.rerenderings.append(rerendering)
                 handle = self._keyed(stage, tables[stage.table.name], rerendering)
-            Intake(
+            topic = self.topology.stream(stage.input).name
+            self._intakes[topic] = Intake(
                 app,
-                self.topology.stream(stage.input).name,
+                topic,
                 self.kafka_config,
                 self.batch_size,
                 self.fetch_max_wait_ms,
@@ -99,7 +107,8 @@ class Pipeline:
                 handle,
                 self.outbox,
                 self.handled,
-            ).install()
+            )
+            self._intakes[topic].install()
 
     def _account(self, stepped: Stepped) -> None:
         if stepped.outcome is not None:
@@ -149,7 +158,7 @@ class Pipeline:
             changed: dict[str, Any] = {}
             emits: list[Emit] = []
             offset, partition = message.offset(), message.partition()
-            for index, (key, value) in enumerate(envelopes.unseal(message.value())):
+            for index, (key, value) in enumerate(self._sealed.unseal(message.value())):
                 before = changed[key] if key in changed else table.read(partition, key)
                 stepped = stage.step(before, key, value, (offset, index), self.policies, _now())
                 # A step that changes nothing hands back the state it was given (an equal copy
@@ -237,6 +246,7 @@ class Pipeline:
                 records.append(Record(spec.name, key, value))
         for (topic, partition), items in by_partition.items():
             records += [
-                Record(topic, None, envelope, partition) for envelope in envelopes.seal(items)
+                Record(topic, None, envelope, partition)
+                for envelope in self._sealed.seal(topic, partition, items)
             ]
         return records + self.changelogs.take()

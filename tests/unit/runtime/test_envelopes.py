@@ -5,7 +5,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from streams.runtime.envelopes import seal, unseal
+from streams.runtime.envelopes import Sealed, seal, unseal
 from topology.topics import partition_for
 
 json_values = st.recursive(
@@ -53,3 +53,26 @@ def test_sealed_as_one_record_at_a_time(items, limit):
     if batch:
         expected.append(b"[" + b",".join(batch) + b"]")
     assert seal(items, limit) == expected
+
+
+def test_a_worker_reads_back_the_records_it_sealed_for_a_partition_it_reads():
+    sealed = Sealed(lambda topic, partition: (topic, partition) == ("by_profile", 1))
+    records = [("a", {"x": [1, 2]}), ("b", None)]
+    [mine] = sealed.seal("by_profile", 1, records)
+    [other] = sealed.seal("by_profile", 2, records)
+    assert mine == other == seal(records)[0]
+    assert sealed.unseal(bytes(mine)) is records  # taken by the bytes, not decoded
+    assert sealed.unseal(bytes(mine)) == [["a", {"x": [1, 2]}], ["b", None]]  # read again
+    assert sealed.unseal(other) == [["a", {"x": [1, 2]}], ["b", None]]
+
+
+def test_what_a_worker_keeps_to_read_back_is_bounded_oldest_first():
+    sealed = Sealed(lambda topic, partition: True, limit_bytes=100)
+    kept = [[(f"key-{n}", "v" * 20)] for n in range(4)]  # 2 fit in 100 bytes, 3 do not
+    envelopes = [sealed.seal("t", 0, records)[0] for records in kept]
+    assert [sealed.unseal(e) is records for e, records in zip(envelopes, kept, strict=True)] == [
+        False,
+        False,
+        True,
+        True,
+    ]
