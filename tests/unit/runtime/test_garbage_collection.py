@@ -32,8 +32,11 @@ def _cycle() -> weakref.ref[Node]:
     return weakref.ref(a)
 
 
-def test_what_a_batch_leaves_alive_is_frozen_and_still_freed_by_reference_counting() -> None:
+def test_what_a_batch_leaves_alive_is_frozen_and_still_freed_by_reference_counting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     garbage_collection.tune_for_batches()
+    monkeypatch.setattr(garbage_collection._Full, "at", time.monotonic())  # collected just now
     kept = [Node() for _ in range(100)]
     frozen_before = gc.get_freeze_count()
     garbage_collection.between_batches()
