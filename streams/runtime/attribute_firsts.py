@@ -22,12 +22,13 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.rules.attribute_types import AttributeTypes
 from streams.runtime.watchdog import EXIT_STALLED
@@ -35,6 +36,20 @@ from streams.runtime.watchdog import EXIT_STALLED
 logger = logging.getLogger(__name__)
 
 OnChange = Callable[[set[tuple[str, str]]], None]
+# Answers of a broker restarting or moving a partition's leadership: asked again, for as long as
+# ENDS_PATIENCE_S (then the worker exits to be restarted, as for any other failure here).
+TRANSIENT = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+    KafkaError._UNKNOWN_PARTITION,  # the client's metadata, while the broker comes back
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+ENDS_PATIENCE_S = 60.0
+ENDS_RETRY_S = 0.5
 
 
 class AttributeFirsts:
@@ -108,9 +123,22 @@ class AttributeFirsts:
                 done.set_result(None)
         self._waiting = still
 
-    @staticmethod
-    def _ends(consumer: Consumer, tps: list[TopicPartition]) -> dict[int, int]:
-        return {tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps}
+    def _ends(self, consumer: Consumer, tps: list[TopicPartition]) -> dict[int, int]:
+        """Where each partition ends now. During a broker's restart the answer is a transient
+        error for a few seconds (``TRANSIENT``): asked again rather than exiting the worker."""
+        deadline = time.monotonic() + ENDS_PATIENCE_S
+        while True:
+            try:
+                return {
+                    tp.partition: consumer.get_watermark_offsets(tp, timeout=30)[1] for tp in tps
+                }
+            except KafkaException as exc:
+                error = exc.args[0]
+                transient = error.retriable() or error.code() in TRANSIENT
+                if not transient or time.monotonic() > deadline or self._stopping.is_set():
+                    raise
+                logger.info("attribute-firsts: end offsets not known yet (%s); asking again", error)
+                self._stopping.wait(ENDS_RETRY_S)
 
     def _run(self, loop: asyncio.AbstractEventLoop) -> None:
         consumer = Consumer(self._config)
