@@ -21,11 +21,12 @@ import orjson
 
 from streams.rules.outcomes import Source
 from streams.rules.steps import Policies
-from streams.runtime.garbage_collection import tune_for_batches
+from streams.runtime.garbage_collection import between_batches, tune_for_batches
 from topology.avro import IDENTIFY_EVENT
 from topology.stages import IDENTIFY_EVENTS, STAGES
 
 _BY_INPUT = {stage.input: stage for stage in STAGES}
+BATCH = 1_000  # events between two of the collector's batch boundaries, as a worker's batch
 
 
 class InProcess:
@@ -79,8 +80,10 @@ def _event(n: int, user: str) -> bytes:
 
 def _rate(run: InProcess, events: list[bytes]) -> float:
     started = time.perf_counter()
-    for raw in events:
+    for n, raw in enumerate(events, 1):
         run.feed(raw)
+        if n % BATCH == 0:
+            between_batches()  # as each stage's intake does after a batch
     return len(events) / (time.perf_counter() - started)
 
 
