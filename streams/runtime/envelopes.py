@@ -71,7 +71,7 @@ def unseal(envelope: bytes) -> list[list[Any]]:
     return records
 
 
-Record = Sequence[Any]  # [key, value] decoded, (key, value) as sealed
+Keyed = Sequence[Any]  # one record of an envelope: [key, value] decoded, (key, value) as sealed
 
 
 class Sealed:
@@ -83,7 +83,7 @@ class Sealed:
     ) -> None:
         self._reads = reads  # whether this worker reads (topic, partition) now
         self._limit = limit_bytes
-        self._kept: OrderedDict[bytes, Sequence[Record]] = OrderedDict()
+        self._kept: OrderedDict[bytes, Sequence[Keyed]] = OrderedDict()
         self._bytes = 0
 
     def seal(self, topic: str, partition: int, records: list[tuple[str, Any]]) -> list[bytes]:
@@ -97,7 +97,7 @@ class Sealed:
                 self._bytes -= len(envelope)
         return sealed
 
-    def unseal(self, envelope: bytes) -> Sequence[Record]:
+    def unseal(self, envelope: bytes) -> Sequence[Keyed]:
         """The records of ``envelope``: those sealed here, else decoded."""
         records = self._kept.pop(envelope, None)
         if records is None:
