@@ -249,6 +249,17 @@ def _nullable_string(schema: Any) -> bool:
     return _nullable(schema) and schema[1] == "string"
 
 
+def _nullable_enum(schema: Any, named: dict[str, Any]) -> dict[str, int] | None:
+    """The symbols' indexes of a ``[null, enum]`` union whose indexes fit in one byte (the
+    channel opt-ins, the gender): written inline rather than through three writers."""
+    if not _nullable(schema):
+        return None
+    branch = named.get(schema[1], schema[1]) if isinstance(schema[1], str) else schema[1]
+    if not isinstance(branch, dict) or branch.get("type") != "enum" or len(branch["symbols"]) > 64:
+        return None
+    return {symbol: n for n, symbol in enumerate(branch["symbols"])}
+
+
 def _compiled(name: str, lines: list[str], scope: dict[str, Any]) -> Any:
     """One function from generated source: a record's fields unrolled, one statement each, as
     the loop over them (a tuple unpacked and a branch per field) cost as much as the reading."""
@@ -414,6 +425,12 @@ def _record_writer(schema: dict[str, Any], named: dict[str, Any]) -> Writer:
                 "    elif type(v) is str and len(v) < 64 and v.isascii():",
                 "        buf.append(2)\n        buf.append(len(v) << 1)\n        buf += v.encode()",
                 f"    else:\n        w{n}(buf, v)",
+            ]
+        elif (indexes := _nullable_enum(field["type"], named)) is not None:
+            scope[f"e{n}"] = indexes  # a symbol not in it: KeyError, left to fastavro
+            lines += [
+                "    if v is None:\n        buf.append(0)",
+                f"    else:\n        buf.append(2)\n        buf.append(e{n}[v] << 1)",
             ]
         elif _nullable(field["type"]):
             lines += [
