@@ -14,9 +14,9 @@ the states that live on.
 Almost nothing here forms reference cycles (every collection of a 50,000-event run together
 freed ~2,300 objects), so each stage calls ``between_batches`` after a batch: what is alive
 then is frozen (``gc.freeze``, constant time), out of the collector's sight, and freed by
-reference counting as usual when it dies. Every ``FULL_EVERY_S`` everything is unfrozen and collected
-once (~25-90 ms on a loaded worker), so a cycle lives at most that long. The automatic
-thresholds stay, as the safety net of a batch that allocates far more than usual.
+reference counting as usual when it dies. Every ``FULL_EVERY_S`` everything is unfrozen and
+collected once (~25-90 ms on a loaded worker), so a cycle lives at most that long. The
+automatic thresholds stay, as the safety net of a batch that allocates far more than usual.
 """
 
 from __future__ import annotations
