@@ -87,7 +87,8 @@ class Sealed:
         self._bytes = 0
 
     def seal(self, topic: str, partition: int, records: list[tuple[str, Any]]) -> list[bytes]:
-        """``seal(records)``, remembering their records when this worker reads the partition."""
+        """``seal(records)``, remembering their records when this worker reads the partition
+        and they fit in one envelope (nearly always; split ones are decoded when read)."""
         sealed = seal(records)
         if len(sealed) == 1 and self._reads(topic, partition) and sealed[0] not in self._kept:
             self._kept[sealed[0]] = records
