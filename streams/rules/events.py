@@ -59,7 +59,7 @@ SYSTEM_ATTRIBUTES = (
 )
 
 
-@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
+@dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (outcomes.Emit)
 class IdentifyEvent:
     """A valid identify call. Attribute keys are system names or ``custom.<name>``."""
 
@@ -76,6 +76,36 @@ class IdentifyEvent:
     append: dict[str, list[Any]] = field(default_factory=dict)
     remove: dict[str, list[Any]] = field(default_factory=dict)
     erase: AfterErasure | None = None  # set on an erasure: what it means for later events
+
+    def __init__(
+        self,
+        message_id: str,
+        timestamp: int,
+        workspace_id: str,
+        anonymous_id: str | None,
+        user_id: str | None,
+        profile_id: str | None,
+        set: dict[str, Any],
+        set_once: dict[str, Any],
+        unset: frozenset[str],
+        increment: dict[str, int | float] | None = None,
+        append: dict[str, list[Any]] | None = None,
+        remove: dict[str, list[Any]] | None = None,
+        erase: AfterErasure | None = None,
+    ) -> None:
+        self.message_id = message_id
+        self.timestamp = timestamp
+        self.workspace_id = workspace_id
+        self.anonymous_id = anonymous_id
+        self.user_id = user_id
+        self.profile_id = profile_id
+        self.set = set
+        self.set_once = set_once
+        self.unset = unset
+        self.increment = {} if increment is None else increment
+        self.append = {} if append is None else append
+        self.remove = {} if remove is None else remove
+        self.erase = erase
 
     @property
     def stamp(self) -> tuple[int, str]:
@@ -114,12 +144,16 @@ def refused_as_erased(event: IdentifyEvent, subject: str, source: list[Any], now
     return rejected(reason, Source.from_json(source), now, event.message_id, event.workspace_id)
 
 
-@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
+@dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (outcomes.Emit)
 class Parsed:
     """The event if anything of it can be applied, and every refusal met on the way."""
 
     event: IdentifyEvent | None
     rejections: list[Rejection]
+
+    def __init__(self, event: IdentifyEvent | None, rejections: list[Rejection]) -> None:
+        self.event = event
+        self.rejections = rejections
 
 
 def _attributes(

@@ -23,16 +23,24 @@ Outcome = Literal["applied", "applied_with_warning", "duplicate", "rejected"]
 
 
 # The value types built several times per event (Emit, Source, Stepped, IdentifyEvent, Parsed,
-# Routed, delivery.Record) are not frozen: a frozen dataclass's __init__ sets each field through
-# object.__setattr__ (0.9 us for three fields against 0.16), ~7 % of the rules' CPU on the peers
-# input. Nothing changes one after it is built.
-@dataclass(slots=True)
+# Routed, Deferred, delivery.Record) are not frozen: a frozen dataclass's __init__ sets each field
+# through object.__setattr__ (0.9 us for three fields against 0.16), ~7 % of the rules' CPU on the
+# peers input. Nothing changes one after it is built. Those of the rules also write their own
+# __init__ (init=False): mypyc compiles a method written in the class, but the one dataclass
+# generates is made at import time and stays interpreted (0.18 us for three fields against
+# 0.04), and they are built ~15 times per event.
+@dataclass(slots=True, init=False)
 class Emit:
     """One record a stage wants sent: ``value`` None is a tombstone."""
 
     output: str
     key: str | None
     value: Any
+
+    def __init__(self, output: str, key: str | None, value: Any) -> None:
+        self.output = output
+        self.key = key
+        self.value = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +61,7 @@ class Rejection:
 Position = tuple[int, int]
 
 
-@dataclass(slots=True)  # not frozen: built per event (see Emit)
+@dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (see Emit)
 class Source:
     """Where an input message came from, so a rejection can point back at it.
 
@@ -65,6 +73,14 @@ class Source:
     partition: int
     offset: int
     timestamp: int | None = None
+
+    def __init__(
+        self, topic: str, partition: int, offset: int, timestamp: int | None = None
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
 
     def to_json(self) -> list[Any]:
         return [self.topic, self.partition, self.offset]
@@ -102,7 +118,7 @@ def rejected(
 COMPACTED = (PROFILES, MERGES)  # outputs read as "the latest record per key"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (see Emit)
 class Deferred:
     """A compacted output's value, built only if its record is sent (see ``coalesce``).
 
@@ -114,6 +130,9 @@ class Deferred:
     """
 
     build: Callable[[], Any]
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self.build = build
 
 
 def coalesce(emits: list[Emit]) -> list[Emit]:

@@ -30,13 +30,17 @@ from streams.rules.outcomes import (
 from topology.avro import AvroDecodeError
 
 
-@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
+@dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (outcomes.Emit)
 class Routed:
     """What the first stage decided for one message: the event for the stage that owns it
     (which settles the message: ``rules.deduplication``), or the message's rejections."""
 
     emits: list[Emit]
     event: IdentifyEvent | None = None  # what was routed, when anything was
+
+    def __init__(self, emits: list[Emit], event: IdentifyEvent | None = None) -> None:
+        self.emits = emits
+        self.event = event
 
 
 def route(

@@ -50,7 +50,7 @@ class Policies:
     inputs: InputFormats = field(default_factory=InputFormats)
 
 
-@dataclass(slots=True)  # not frozen: built per event (see outcomes.Emit)
+@dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (outcomes.Emit)
 class Stepped:
     """A step's result: the key's new state (None: delete it) and the records to send.
 
@@ -69,6 +69,20 @@ class Stepped:
     # attribute-firsts records this worker's AttributeTypes must take at once (before the
     # decisions are used again), whatever the reader of that topic has seen yet
     firsts: tuple[tuple[str, list[Any]], ...] = ()
+
+    def __init__(
+        self,
+        state: Any,
+        emits: list[Emit],
+        outcome: Outcome | None = None,
+        renders: tuple[tuple[str, str], ...] = (),
+        firsts: tuple[tuple[str, list[Any]], ...] = (),
+    ) -> None:
+        self.state = state
+        self.emits = emits
+        self.outcome = outcome
+        self.renders = renders
+        self.firsts = firsts
 
 
 _VALUE_OPS = (
