@@ -8,6 +8,7 @@ are trimmed, length-checked and screened before they may key or merge anything.
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -53,6 +54,7 @@ _ZEROS = re.compile(r"[0\-]+")  # nil UUIDs and any string of only 0 and -
 
 # Stable namespace for profile ids: a replay of the same input yields the same ids everywhere.
 PROFILE_NAMESPACE = uuid.UUID("5b0f3f9e-4c1d-5e8a-9d7b-6c2a1e0f4b3d")
+_NAMESPACE_BYTES = PROFILE_NAMESPACE.bytes
 
 
 class IdKind(StrEnum):
@@ -160,4 +162,11 @@ def derive_profile_id(workspace_id: str, kind: IdKind, identifier: str) -> str:
     """UUIDv5 of workspace, kind and identifier: a replay gives the same person the same id.
 
     Remembered: a person's events name the same ids again, and the hash is 3 % of a worker."""
-    return str(uuid.uuid5(PROFILE_NAMESPACE, f"{workspace_id}\x1f{kind}\x1f{identifier}"))
+    name = f"{workspace_id}\x1f{kind}\x1f{identifier}"
+    # uuid.uuid5 spelled out (RFC 4122 section 4.3): the uuid module's UUID object and its
+    # str() are interpreted Python, ~2 us of the ~3 a new id cost.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

@@ -158,9 +158,10 @@ class Pipeline:
             changed: dict[str, Any] = {}
             emits: list[Emit] = []
             offset, partition = message.offset(), message.partition()
+            now = _now()  # one clock reading per envelope, as the routing step's per batch
             for index, (key, value) in enumerate(self._sealed.unseal(message.value())):
                 before = changed[key] if key in changed else table.read(partition, key)
-                stepped = stage.step(before, key, value, (offset, index), self.policies, _now())
+                stepped = stage.step(before, key, value, (offset, index), self.policies, now)
                 # A step that changes nothing hands back the state it was given (an equal copy
                 # would only be written again); comparing by value walked both states, 2 us an
                 # event, to learn that they differ.

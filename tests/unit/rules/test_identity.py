@@ -1,7 +1,12 @@
+import uuid
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.rules.identity import (
     DEFAULT_BLOCKLIST,
+    PROFILE_NAMESPACE,
     Blocklist,
     Blocklists,
     IdentifierRefused,
@@ -85,6 +90,13 @@ def test_profile_ids_are_deterministic_and_isolated_by_workspace_and_kind():
     assert a == derive_profile_id("ws1", IdKind.USER, "u1")
     assert a != derive_profile_id("ws2", IdKind.USER, "u1")
     assert a != derive_profile_id("ws1", IdKind.ANONYMOUS, "u1")
+
+
+@given(st.text(), st.sampled_from(list(IdKind)), st.text())
+def test_profile_ids_are_the_uuid_modules_uuid5(workspace, kind, identifier):
+    name = f"{workspace}\x1f{kind}\x1f{identifier}"
+    want = str(uuid.uuid5(PROFILE_NAMESPACE, name))
+    assert derive_profile_id(workspace, kind, identifier) == want
 
 
 def test_blocklists_config_extends_the_default_per_workspace():
