@@ -1,11 +1,12 @@
 """Envelopes carry a stage's records for one partition in one message, in order."""
 
 import orjson
-from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streams.runtime.envelopes import Sealed, seal, unseal
+from topology import topics
 from topology.topics import partition_for
 
 json_values = st.recursive(
@@ -37,6 +38,11 @@ def test_no_records_no_envelopes():
 def test_records_land_where_a_keyed_send_would_put_them(key, partitions):
     every = list(range(partitions))
     assert partition_for(key, partitions) == DefaultPartitioner()(key.encode(), every, every)
+
+
+@given(st.binary(max_size=80))
+def test_murmur2_is_aiokafkas(data):
+    assert topics.murmur2(data) == murmur2(data)
 
 
 @given(records, st.integers(1, 2000))
