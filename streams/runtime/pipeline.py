@@ -75,6 +75,12 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self._stage_inputs = {stage.input for stage in self.stages}
+        # the topic of every stream a stage reads or writes, looked up for each record sent
+        self._specs = {
+            name: self.topology.stream(name)
+            for stage in self.stages
+            for name in (stage.input, *stage.outputs)
+        }
         self._background: set[asyncio.Task[None]] = set()
         self._intakes: dict[str, Intake] = {}  # by input topic
         # the envelopes this worker will read back, kept decoded (runtime.envelopes)
@@ -230,7 +236,7 @@ class Pipeline:
         records: list[Record] = []
         by_partition: dict[tuple[str, int], list[tuple[str, Any]]] = {}
         for emit in coalesce(emits):
-            spec = self.topology.stream(emit.output)
+            spec = self._specs[emit.output]
             if emit.key == BROADCAST:
                 for partition in range(spec.partitions):
                     key = envelopes.broadcast_key(partition, spec.partitions)
