@@ -99,8 +99,8 @@ def on_command(
             if state is not None:
                 # the device's values not shown here are refused here: under the device's own
                 # profile they may not have been judged yet
-                held = dict.fromkeys(profile.held_kinds(state))
-                emits += newly_hidden(state, held, types, NO_SOURCE, now)
+                held = profile.held_kinds(state)
+                emits += newly_hidden(state, dict.fromkeys(held), types, NO_SOURCE, now, held)
                 known = members.get(member)
                 members[member] = state if known is None else profile.join(known, state)
     elif op == "detach":

@@ -290,12 +290,18 @@ def newly_hidden(
     types: AttributeTypes,
     source: Source,
     now: int,
+    held: dict[str, dict[str, str]] | None = None,
 ) -> list[Emit]:
     """Refusals of the values a profile no longer shows now that the decisions of the names in
-    ``before`` changed: values it showed, and values no decision had judged yet."""
+    ``before`` changed: values it showed, and values no decision had judged yet.
+
+    ``held`` is ``profile.held_kinds(state)`` when the caller has it already (it walks every
+    register of the profile)."""
     workspace_id = state["workspaceId"]
     emits = []
-    for name, kinds in sorted(profile.held_kinds(state).items()):
+    if held is None:
+        held = profile.held_kinds(state)
+    for name, kinds in sorted(held.items()):
         if name not in before:
             continue
         new = types.decision(workspace_id, name)

@@ -178,10 +178,20 @@ def _brought(command: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """The custom attributes a command may bring to its profile: its event's, or an attached
     slice's. What the profile held before was noted when it came."""
     if command["op"] in ("event", "member"):
-        event = command["event"]
-        keys = {key for op in _VALUE_OPS for key in event.get(op) or {}}
-        names = {key[len(CUSTOM_PREFIX) :] for key in keys if key.startswith(CUSTOM_PREFIX)}
-        return tuple(sorted((event["workspaceId"], name) for name in names))
+        # Once per command (~1 per event): loops over typed dicts, no set of every key first.
+        event: dict[str, Any] = command["event"]
+        cut = len(CUSTOM_PREFIX)
+        names: set[str] = set()
+        for op in _VALUE_OPS:
+            values: dict[str, Any] | None = event.get(op)
+            if values:
+                for key in values:
+                    if key.startswith(CUSTOM_PREFIX):
+                        names.add(key[cut:])
+        if not names:
+            return ()
+        workspace_id: str = event["workspaceId"]
+        return tuple(sorted((workspace_id, name) for name in names))
     if command["op"] == "attach" and command.get("state"):
         state = command["state"]
         return tuple(sorted((state["workspaceId"], n) for n in profile.custom_names(state)))
