@@ -114,7 +114,9 @@ def on_anonymous_event(
     record = {**record, "state": state, "messages": messages}
     if at is not None:
         record["at"] = max(list(at), applied or [])
-    forward = {"op": "member", "member": key, "event": to_json(part), "source": payload["source"]}
+    # An anonymous event goes on as the JSON it came in (records are never changed once sent)
+    sent = payload["event"] if part is event else to_json(part)
+    forward = {"op": "member", "member": key, "event": sent, "source": payload["source"]}
     if event.user_id is None:
         return record, [Emit(BY_PROFILE, _owner_profile(record, key), forward)]
 
