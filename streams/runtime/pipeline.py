@@ -102,7 +102,7 @@ class Pipeline:
                     rerendering = Rerendering(stage, tables[stage.table.name], self.policies)
                     self.rerenderings.append(rerendering)
                 handle = self._keyed(stage, tables[stage.table.name], rerendering)
-            topic = self.topology.stream(stage.input).name
+            topic = self._specs[stage.input].name
             self._intakes[topic] = Intake(
                 app,
                 topic,
