@@ -16,7 +16,8 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
-from topology.avro_codec import Unsupported, compile_reader, compile_writer, unsupported
+from streams.rules import avro_identify_event
+from topology.avro_codec import Reader, Unsupported, compile_reader, compile_writer, unsupported
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
 MARKER = b"\xc3\x01"
@@ -34,7 +35,9 @@ class AvroDecodeError(ValueError):
 class AvroSchema:
     """One record schema with its single-object header, able to encode and decode payloads."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, read: Reader | None = None) -> None:
+        """``read``: the fast path's reader of a body, if not ``avro_codec``'s (the input's is
+        generated and compiled: topology.avro_source)."""
         self.name = name
         self.parsed = load_schema(SCHEMA_DIR / f"identitystream.v1.{name}.avsc")
         canonical = to_parsing_canonical_form(self.parsed)
@@ -43,7 +46,7 @@ class AvroSchema:
         # the fast path (topology.avro_codec); whatever it does not take, fastavro does
         named = self.parsed["__named_schemas"]
         try:
-            self._read = compile_reader(self.parsed, named)
+            self._read = read or compile_reader(self.parsed, named)
         except Unsupported:
             self._read = unsupported
         try:
@@ -101,7 +104,7 @@ class AvroSchema:
         return record, body.tell()
 
 
-IDENTIFY_EVENT = AvroSchema("IdentifyEvent")
+IDENTIFY_EVENT = AvroSchema("IdentifyEvent", avro_identify_event.read)
 PROFILE = AvroSchema("Profile")
 REJECTION = AvroSchema("Rejection")
 PROFILE_MERGE = AvroSchema("ProfileMerge")
