@@ -16,8 +16,15 @@ from typing import Any
 import fastavro
 from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 
-from streams.rules import avro_identify_event
-from topology.avro_codec import Reader, Unsupported, compile_reader, compile_writer, unsupported
+from streams.rules import avro_bodies
+from topology.avro_codec import (
+    Reader,
+    Unsupported,
+    Writer,
+    compile_reader,
+    compile_writer,
+    unsupported,
+)
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
 MARKER = b"\xc3\x01"
@@ -35,9 +42,9 @@ class AvroDecodeError(ValueError):
 class AvroSchema:
     """One record schema with its single-object header, able to encode and decode payloads."""
 
-    def __init__(self, name: str, read: Reader | None = None) -> None:
-        """``read``: the fast path's reader of a body, if not ``avro_codec``'s (the input's is
-        generated and compiled: topology.avro_source)."""
+    def __init__(self, name: str, read: Reader | None = None, write: Writer | None = None) -> None:
+        """``read``, ``write``: the fast path's, if not ``avro_codec``'s (the input's reader
+        and the outputs' writers are generated and compiled: topology.avro_source)."""
         self.name = name
         self.parsed = load_schema(SCHEMA_DIR / f"identitystream.v1.{name}.avsc")
         canonical = to_parsing_canonical_form(self.parsed)
@@ -50,7 +57,7 @@ class AvroSchema:
         except Unsupported:
             self._read = unsupported
         try:
-            self._write = compile_writer(self.parsed, named)
+            self._write = write or compile_writer(self.parsed, named)
         except Unsupported:
             self._write = unsupported
 
@@ -104,7 +111,7 @@ class AvroSchema:
         return record, body.tell()
 
 
-IDENTIFY_EVENT = AvroSchema("IdentifyEvent", avro_identify_event.read)
-PROFILE = AvroSchema("Profile")
-REJECTION = AvroSchema("Rejection")
-PROFILE_MERGE = AvroSchema("ProfileMerge")
+IDENTIFY_EVENT = AvroSchema("IdentifyEvent", read=avro_bodies.read_identify_event)
+PROFILE = AvroSchema("Profile", write=avro_bodies.write_profile)
+REJECTION = AvroSchema("Rejection", write=avro_bodies.write_rejection)
+PROFILE_MERGE = AvroSchema("ProfileMerge", write=avro_bodies.write_profile_merge)
