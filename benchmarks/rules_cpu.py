@@ -60,7 +60,7 @@ from streams.rules.outcomes import (
 )
 from streams.rules.steps import Policies
 from streams.runtime import envelopes
-from streams.runtime.changelogs import RecentValues
+from streams.runtime.changelogs import RecentValues, table_json
 from streams.runtime.garbage_collection import between_batches, tune_for_batches
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 from topology.stages import STAGES, StageSpec
@@ -69,7 +69,6 @@ from topology.topics import partition_for
 PEERS_GEN = Path(__file__).resolve().parents[2] / "shared" / "peers" / "gen.py"
 NOW = 1_767_225_600_000 + 30 * 86_400_000  # fixed: outputs do not depend on the run
 RENDERED_KEY = "\x00rendered"  # as streams.runtime.rerendering
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z  # as streams.runtime.changelogs
 _AVRO: dict[str, AvroSchema] = {PROFILES: PROFILE, MERGES: PROFILE_MERGE, REJECTIONS: REJECTION}
 
 
@@ -155,7 +154,7 @@ class Pipeline:
                 elif (partition, key) in recent.values:
                     before = recent.values[partition, key]
                 else:
-                    raw = table.get(_json(key))
+                    raw = table.get(table_json(key))
                     before = None if raw is None else orjson.loads(raw)
                     recent.keep((partition, key), before)
                 started = time.perf_counter()
@@ -182,7 +181,7 @@ class Pipeline:
 
     def _marks(self, partition: int, table: dict[bytes, bytes]) -> Rendered:
         if partition not in self.marks:
-            raw = table.get(_json(RENDERED_KEY))
+            raw = table.get(table_json(RENDERED_KEY))
             stored = orjson.loads(raw) if raw is not None else {}
             self.stored_marks[partition] = dict(stored)
             self.marks[partition] = Rendered(stored)
@@ -207,8 +206,8 @@ class Pipeline:
     def _write(
         self, stage: StageSpec, table: dict[bytes, bytes], partition: int, key: str, state: Any
     ) -> None:
-        raw_key = _json(key)
-        raw = None if state is None else _json(state)
+        raw_key = table_json(key)
+        raw = None if state is None else table_json(state)
         if raw is None:
             table.pop(raw_key, None)
         else:
@@ -237,10 +236,6 @@ class Pipeline:
             for envelope in self.sealed.seal(stream, partition, items):
                 self._emit(stream, partition, None, envelope)
                 self.queues[stream][partition].append(envelope)
-
-
-def _json(value: Any) -> bytes:
-    return orjson.dumps(value, option=_JSON_OPTIONS)
 
 
 def run(inputs: list[tuple[str, bytes]], batch: int, partitions: int, digest: bool) -> Pipeline:

@@ -64,7 +64,7 @@ class ChangelogTable(faust.Table):
         where = (partition, key)
         if where in self.recent.values:
             return self.recent.values[where]
-        raw = partition_db(self, partition).get(_json(key))
+        raw = partition_db(self, partition).get(table_json(key))
         value = None if raw is None else orjson.loads(raw)
         self.recent.keep(where, value)
         return value
@@ -78,8 +78,8 @@ class ChangelogTable(faust.Table):
 
     def write(self, partition: int, key: str, value: Any) -> None:
         """Set ``key`` in ``partition`` (None: delete it), and note its changelog record."""
-        db, raw_key = partition_db(self, partition), _json(key)
-        raw = None if value is None else _json(value)
+        db, raw_key = partition_db(self, partition), table_json(key)
+        raw = None if value is None else table_json(value)
         if raw is None:
             db.delete(raw_key)
         else:
@@ -135,8 +135,17 @@ class RecentValues:
         self.values.clear()
 
 
-def _json(value: Any) -> bytes:
-    return orjson.dumps(value, option=_JSON_OPTIONS)
+def table_json(value: Any) -> bytes:
+    """The bytes faust's codec writes for a table's key or value.
+
+    The tables hold JSON the rules build, whose objects have only str keys: for those orjson
+    writes the same bytes without ``OPT_NON_STR_KEYS``, 15-20 % faster (a tenth of a loaded
+    worker's time went into encoding states). A value with other keys fails so, and is written
+    with faust's options."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_UTC_Z)
+    except TypeError:
+        return orjson.dumps(value, option=_JSON_OPTIONS)
 
 
 class Changelogs:
