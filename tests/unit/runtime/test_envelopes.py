@@ -5,8 +5,8 @@ from aiokafka.partitioner import DefaultPartitioner, murmur2
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from streams.rules import partitioning
 from streams.runtime.envelopes import Sealed, seal, unseal
-from topology import topics
 from topology.topics import partition_for
 
 json_values = st.recursive(
@@ -42,7 +42,7 @@ def test_records_land_where_a_keyed_send_would_put_them(key, partitions):
 
 @given(st.binary(max_size=80))
 def test_murmur2_is_aiokafkas(data):
-    assert topics.murmur2(data) == murmur2(data)
+    assert partitioning.murmur2(data) == murmur2(data)
 
 
 @given(records, st.integers(1, 2000))
