@@ -100,7 +100,7 @@ _CUSTOM = st.one_of(
     st.integers(-(2**64), 2**64),
 )
 def test_fast_path_writes_and_reads_what_fastavro_does(custom, opt_in, user, created):
-    """topology.avro_codec is only a fast path: the bytes, records and refusals are fastavro's."""
+    """The generated codec is only a fast path: the bytes, records and refusals are fastavro's."""
     attributes = {f["name"]: None for f in PROFILE.parsed["fields"][4]["type"]["fields"]} | {
         "custom": custom,
         "emailOptIn": opt_in,
@@ -217,9 +217,10 @@ def test_generated_codec_is_the_schemas_():
     )
 
 
-def test_generated_writers_write_the_outputs_records():
-    """A profile, a merge and a rejection as the rules emit them are the generated writers' to
-    write (not refused and left to fastavro), with fastavro's bytes."""
+def test_generated_codec_takes_the_records_of_every_topic():
+    """An event as a producer sends it, and a profile, a merge and a rejection as the rules emit
+    them, are the generated codec's to write and read back (not refused and left to fastavro),
+    with fastavro's bytes and records."""
     attributes = {f["name"]: None for f in PROFILE.parsed["fields"][4]["type"]["fields"]}
     attributes |= {
         "email": "a@b.co",
@@ -271,9 +272,15 @@ def test_generated_writers_write_the_outputs_records():
         "rawValue": b"\xc3\x01",
         "rejectedAt": 1_767_225_600_000,
     }
-    for schema, write, record in (
-        (PROFILE, avro_bodies.write_profile, profile),
-        (PROFILE_MERGE, avro_bodies.write_profile_merge, merge),
-        (REJECTION, avro_bodies.write_rejection, rejection),
+    event = identify(user="u", anon="a", set=attributes, set_once={**attributes, "custom": {}})
+    event |= {"profileId": None, "increment": {"n": 1, "x": 0.5}, "append": {"l": ["a", 2]}}
+    event |= {"remove": {}, "erase": False}
+    for schema, read, write, record in (
+        (IDENTIFY_EVENT, avro_bodies.read_identify_event, avro_bodies.write_identify_event, event),
+        (PROFILE, avro_bodies.read_profile, avro_bodies.write_profile, profile),
+        (PROFILE_MERGE, avro_bodies.read_profile_merge, avro_bodies.write_profile_merge, merge),
+        (REJECTION, avro_bodies.read_rejection, avro_bodies.write_rejection, rejection),
     ):
-        assert schema.header + _generated(write, record) == _fastavro_bytes(schema, record)
+        written = schema.header + _generated(write, record)
+        assert written == _fastavro_bytes(schema, record)
+        assert read(written, HEADER_LEN) == schema._read_slowly(written)
