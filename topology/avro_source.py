@@ -360,6 +360,7 @@ _WRITERS = {
     "bytes": "_write_bytes",
     "string": "_write_string",
 }
+_NO_DEFAULT = object()
 _PYTHON_TYPES = {"null": "type(None)", "string": "str", "long": "int", "double": "float"}
 
 
@@ -425,7 +426,12 @@ class _Writers:
         ]
         for field in schema["fields"]:
             kind = field["type"]
-            lines.append(f"    v = datum[{json.dumps(field['name'])}]")
+            name, default = json.dumps(field["name"]), field.get("default", _NO_DEFAULT)
+            if default is None or isinstance(default, bool) or default in ([], {}):
+                # a field left out is written as its default, as fastavro writes it
+                lines.append(f"    v = datum.get({name}, {default!r})")
+            else:
+                lines.append(f"    v = datum[{name}]")
             nullable = isinstance(kind, list) and len(kind) == 2 and kind[0] == "null"
             branch = kind[1] if nullable else None
             if isinstance(branch, str):

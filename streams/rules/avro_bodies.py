@@ -719,45 +719,45 @@ def _write_record27(out: list[bytes], datum: Any) -> None:
     _write_long(out, v)
     v = datum["workspaceId"]
     _write_string(out, v)
-    v = datum["anonymousId"]
+    v = datum.get("anonymousId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["userId"]
+    v = datum.get("userId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["profileId"]
+    v = datum.get("profileId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["set"]
+    v = datum.get("set", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         _write_union28(out, v)
-    v = datum["setOnce"]
+    v = datum.get("setOnce", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         _write_union45(out, v)
-    v = datum["unset"]
+    v = datum.get("unset", [])
     _write_array47(out, v)
-    v = datum["unsetCustom"]
+    v = datum.get("unsetCustom", [])
     _write_array50(out, v)
-    v = datum["increment"]
+    v = datum.get("increment", {})
     _write_map51(out, v)
-    v = datum["append"]
+    v = datum.get("append", {})
     _write_map55(out, v)
-    v = datum["remove"]
+    v = datum.get("remove", {})
     _write_map55(out, v)
-    v = datum["erase"]
+    v = datum.get("erase", False)
     _write_boolean(out, v)
 
 
@@ -780,150 +780,150 @@ def _write_record29(out: list[bytes], datum: Any) -> None:
     if type(datum) is not dict or "-type" in datum:
         raise ValueError("not a plain dict")
     v: Any
-    v = datum["firstName"]
+    v = datum.get("firstName", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["lastName"]
+    v = datum.get("lastName", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["fullName"]
+    v = datum.get("fullName", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["email"]
+    v = datum.get("email", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["phone"]
+    v = datum.get("phone", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["gender"]
+    v = datum.get("gender", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["birthDate"]
+    v = datum.get("birthDate", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["language"]
+    v = datum.get("language", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["country"]
+    v = datum.get("country", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["city"]
+    v = datum.get("city", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["timezone"]
+    v = datum.get("timezone", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["location"]
+    v = datum.get("location", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         _write_union30(out, v)
-    v = datum["company"]
+    v = datum.get("company", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["facebookId"]
+    v = datum.get("facebookId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["twitterId"]
+    v = datum.get("twitterId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["lineId"]
+    v = datum.get("lineId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["hashedEmail"]
+    v = datum.get("hashedEmail", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["hashedPhone"]
+    v = datum.get("hashedPhone", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["emailOptIn"]
+    v = datum.get("emailOptIn", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         out.append(_BYTES[_WRITE_ENUM33_INDEXES[v] << 1])
-    v = datum["smsOptIn"]
+    v = datum.get("smsOptIn", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         out.append(_BYTES[_WRITE_ENUM33_INDEXES[v] << 1])
-    v = datum["pushOptIn"]
+    v = datum.get("pushOptIn", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         out.append(_BYTES[_WRITE_ENUM33_INDEXES[v] << 1])
-    v = datum["webPushOptIn"]
+    v = datum.get("webPushOptIn", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         out.append(_BYTES[_WRITE_ENUM33_INDEXES[v] << 1])
-    v = datum["whatsappOptIn"]
+    v = datum.get("whatsappOptIn", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         out.append(_BYTES[_WRITE_ENUM33_INDEXES[v] << 1])
-    v = datum["locationOptIn"]
+    v = datum.get("locationOptIn", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         out.append(_BYTES[_WRITE_ENUM33_INDEXES[v] << 1])
-    v = datum["custom"]
+    v = datum.get("custom", {})
     _write_map34(out, v)
 
 
@@ -1155,17 +1155,17 @@ def _write_record57(out: list[bytes], datum: Any) -> None:
     _write_string(out, v)
     v = datum["workspaceId"]
     _write_string(out, v)
-    v = datum["userId"]
+    v = datum.get("userId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["anonymousIds"]
+    v = datum.get("anonymousIds", [])
     _write_array50(out, v)
     v = datum["attributes"]
     _write_record29(out, v)
-    v = datum["unsegmentable"]
+    v = datum.get("unsegmentable", [])
     _write_array50(out, v)
     v = datum["createdAt"]
     _write_long(out, v)
@@ -1241,7 +1241,7 @@ def _write_record60(out: list[bytes], datum: Any) -> None:
     _write_string(out, v)
     v = datum["userId"]
     _write_string(out, v)
-    v = datum["previousProfileId"]
+    v = datum.get("previousProfileId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
@@ -1251,7 +1251,7 @@ def _write_record60(out: list[bytes], datum: Any) -> None:
     _write_long(out, v)
     v = datum["causeMessageId"]
     _write_string(out, v)
-    v = datum["absorbed"]
+    v = datum.get("absorbed", None)
     if v is None:
         out.append(_BYTES[0])
     else:
@@ -1347,21 +1347,21 @@ def _write_record65(out: list[bytes], datum: Any) -> None:
     _write_string(out, v)
     v = datum["message"]
     _write_string(out, v)
-    v = datum["subject"]
+    v = datum.get("subject", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["wholeMessage"]
+    v = datum.get("wholeMessage", True)
     _write_boolean(out, v)
-    v = datum["messageId"]
+    v = datum.get("messageId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
         out.append(_BYTES[2])
         _write_string(out, v)
-    v = datum["workspaceId"]
+    v = datum.get("workspaceId", None)
     if v is None:
         out.append(_BYTES[0])
     else:
@@ -1373,7 +1373,7 @@ def _write_record65(out: list[bytes], datum: Any) -> None:
     _write_int(out, v)
     v = datum["sourceOffset"]
     _write_long(out, v)
-    v = datum["rawValue"]
+    v = datum.get("rawValue", None)
     if v is None:
         out.append(_BYTES[0])
     else:
