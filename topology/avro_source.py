@@ -249,7 +249,7 @@ class _Readers:
             self._enum(name, schema)
         elif kind in ("array", "map"):
             self._blocks(name, schema, kind)
-        elif f"{kind}-{schema['logicalType']}" in LOGICAL_READERS:
+        elif kind in _PRIMITIVES and f"{kind}-{schema['logicalType']}" in LOGICAL_READERS:
             self._logical(name, f"{kind}-{schema['logicalType']}", kind)
         elif kind in _PRIMITIVES:  # a logical type fastavro does not convert
             self.functions.append(
