@@ -211,37 +211,34 @@ def _literal(opening: str, items: list[str], closing: str, indent: str, prefix: 
     return f"{opening}\n{inner}{indent}{closing}"
 
 
-class _Readers:
-    """The readers of one module, one per distinct schema node that is not a primitive."""
+class _Functions:
+    """What the readers and the writers of one module share: its functions and constants (named
+    by their order of creation), the schemas' named types, and one function per distinct
+    schema node that is not a primitive, written on first use (a record may refer to itself)."""
+
+    prefix = "_"
 
     def __init__(self, named: dict[str, Any], functions: list[str], constants: list[str]) -> None:
         self.named = named
         self.functions = functions  # shared by the module's readers and writers
         self.constants = constants
-        self.done: dict[str, str] = {}  # a node (a named type's name, else its JSON) -> reader
+        self.done: dict[str, str] = {}  # a node (a named type's name, else its JSON) -> function
 
     def _new(self, stem: str) -> str:
-        return f"_{stem}{len(self.functions) + len(self.constants)}"
+        return f"{self.prefix}{stem}{len(self.functions) + len(self.constants)}"
 
-    def reader(self, schema: Any) -> str:
-        """The function reading ``schema`` as ``(data, pos) -> (value, pos)``; one per distinct
-        node."""
-        if isinstance(schema, str) and schema in self.named:
-            schema = self.named[schema]
-        kind = extract_record_type(schema)
-        if kind in _PRIMITIVES and not (isinstance(schema, dict) and "logicalType" in schema):
-            return _PRIMITIVES[kind]
+    def _function(self, schema: Any, kind: str) -> str:
         if isinstance(schema, dict) and kind in ("record", "enum"):
-            node = schema["name"]  # written on first use; a record may refer to itself
+            node = schema["name"]
         else:
             node = json.dumps(schema, sort_keys=True, default=str)
         if node not in self.done:
-            self.done[node] = self._new(kind if isinstance(kind, str) else "union")
+            self.done[node] = self._new(kind)
             self._define(self.done[node], schema, kind)
         return self.done[node]
 
-    def _define(self, name: str, schema: Any, kind: Any) -> None:
-        if isinstance(schema, list):
+    def _define(self, name: str, schema: Any, kind: str) -> None:
+        if kind == "union":
             self._union(name, schema)
         elif kind == "record":
             self._record(name, schema)
@@ -249,7 +246,39 @@ class _Readers:
             self._enum(name, schema)
         elif kind in ("array", "map"):
             self._blocks(name, schema, kind)
-        elif kind in _PRIMITIVES and f"{kind}-{schema['logicalType']}" in LOGICAL_READERS:
+        else:
+            self._other(name, schema, kind)
+
+    def _union(self, name: str, union: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _record(self, name: str, schema: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _enum(self, name: str, schema: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def _blocks(self, name: str, schema: dict[str, Any], kind: str) -> None:
+        raise NotImplementedError
+
+    def _other(self, name: str, schema: Any, kind: str) -> None:
+        raise ValueError(f"no generated code for {kind}")
+
+
+class _Readers(_Functions):
+    """The readers of one module."""
+
+    def reader(self, schema: Any) -> str:
+        """The function reading ``schema`` as ``(data, pos) -> (value, pos)``."""
+        if isinstance(schema, str) and schema in self.named:
+            schema = self.named[schema]
+        kind = extract_record_type(schema)
+        if kind in _PRIMITIVES and not (isinstance(schema, dict) and "logicalType" in schema):
+            return _PRIMITIVES[kind]
+        return self._function(schema, kind)
+
+    def _other(self, name: str, schema: Any, kind: str) -> None:
+        if kind in _PRIMITIVES and f"{kind}-{schema['logicalType']}" in LOGICAL_READERS:
             self._logical(name, f"{kind}-{schema['logicalType']}", kind)
         elif kind in _PRIMITIVES:  # a logical type fastavro does not convert
             self.functions.append(
@@ -364,20 +393,14 @@ _NO_DEFAULT = object()
 _PYTHON_TYPES = {"null": "type(None)", "string": "str", "long": "int", "double": "float"}
 
 
-class _Writers:
+class _Writers(_Functions):
     """The writers of one module: the bytes fastavro's ``schemaless_writer`` writes, or a
     refusal (left to fastavro)."""
 
-    def __init__(self, named: dict[str, Any], functions: list[str], constants: list[str]) -> None:
-        self.named = named
-        self.functions = functions
-        self.constants = constants
-        self.done: dict[str, str] = {}
-
-    def _new(self, stem: str) -> str:
-        return f"_write_{stem}{len(self.functions) + len(self.constants)}"
+    prefix = "_write_"
 
     def writer(self, schema: Any) -> str:
+        """The function writing ``schema`` as ``(out, datum)``, ``out`` a list of byte strings."""
         if isinstance(schema, str) and schema in self.named:
             schema = self.named[schema]
         kind = extract_record_type(schema)
@@ -387,27 +410,11 @@ class _Writers:
             return "_write_long"  # an int is written as it is (a datetime is left to fastavro)
         if kind in _WRITERS:
             return _WRITERS[kind]
-        if isinstance(schema, dict) and kind in ("record", "enum"):
-            node = schema["name"]
-        else:
-            node = json.dumps(schema, sort_keys=True, default=str)
-        if node not in self.done:
-            self.done[node] = name = self._new(kind)
-            if kind == "union":
-                self._union(name, schema)
-            elif kind == "record":
-                self._record(name, schema)
-            elif kind == "enum":
-                self._enum(name, schema)
-            elif kind in ("array", "map"):
-                self._blocks(name, schema, kind)
-            else:
-                raise ValueError(f"no generated writer for {kind}")
-        return self.done[node]
+        return self._function(schema, kind)
 
     def _indexes(self, symbols: list[str]) -> str:
         """The constant mapping an enum's symbols to their indexes, one per list of symbols."""
-        node = json.dumps(symbols)
+        node = f"symbols {json.dumps(symbols)}"  # not a schema node's JSON
         if node not in self.done:
             constant = self.done[node] = f"{self._new('enum').upper()}_INDEXES"
             items = [f"{json.dumps(symbol)}: {n}" for n, symbol in enumerate(symbols)]
