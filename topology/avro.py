@@ -20,7 +20,7 @@ from fastavro.schema import fingerprint, load_schema, to_parsing_canonical_form
 from streams.rules import avro_bodies
 
 Reader = Callable[[bytes, int], tuple[dict[str, Any], int]]  # (data, position) -> (record, end)
-Writer = Callable[[bytearray, dict[str, Any]], None]
+Writer = Callable[[dict[str, Any]], bytes]  # record -> body
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "avro_schemas"
 MARKER = b"\xc3\x01"
@@ -50,10 +50,8 @@ class AvroSchema:
         self._write = write
 
     def encode(self, record: dict[str, Any]) -> bytes:
-        out = bytearray(self.header)
         try:
-            self._write(out, record)
-            return bytes(out)
+            return self.header + self._write(record)
         except Exception:  # not the fast path's: fastavro writes it, or refuses
             pass
         out = io.BytesIO()

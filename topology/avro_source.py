@@ -286,7 +286,7 @@ class _Readers(_Functions):
                 f"    return {_PRIMITIVES[kind]}(data, pos)\n"
             )
         else:
-            raise ValueError(f"no generated reader for {kind}")
+            super()._other(name, schema, kind)
 
     def _record(self, name: str, schema: dict[str, Any]) -> None:
         index = len(self.functions)
@@ -433,12 +433,12 @@ class _Writers(_Functions):
         ]
         for field in schema["fields"]:
             kind = field["type"]
-            name, default = json.dumps(field["name"]), field.get("default", _NO_DEFAULT)
+            key, default = json.dumps(field["name"]), field.get("default", _NO_DEFAULT)
             if default is None or isinstance(default, bool) or default in ([], {}):
                 # a field left out is written as its default, as fastavro writes it
-                lines.append(f"    v = datum.get({name}, {default!r})")
+                lines.append(f"    v = datum.get({key}, {default!r})")
             else:
-                lines.append(f"    v = datum[{name}]")
+                lines.append(f"    v = datum[{key}]")
             nullable = isinstance(kind, list) and len(kind) == 2 and kind[0] == "null"
             branch = kind[1] if nullable else None
             if isinstance(branch, str):
@@ -556,7 +556,7 @@ class _Writers(_Functions):
 
 def source() -> str:
     """The module: ``read_<schema>(data, pos) -> (record, end)`` and
-    ``write_<schema>(buf, record)`` for each schema of a topic."""
+    ``write_<schema>(record) -> body`` for each schema of a topic."""
     functions: list[str] = []
     constants: list[str] = []
     entries = []
@@ -574,10 +574,10 @@ def source() -> str:
             f"    return {read}(data, pos)\n"
         )
         entries.append(
-            f"def write_{snake}(buf: bytearray, record: dict[str, Any]) -> None:\n"
+            f"def write_{snake}(record: dict[str, Any]) -> bytes:\n"
             "    out: list[bytes] = []\n"
             f"    {write}(out, record)\n"
-            '    buf += b"".join(out)\n'
+            '    return b"".join(out)\n'
         )
     parts = [_PRELUDE, "\n".join(constants), *functions, *entries]
     return "\n\n\n".join(part.rstrip("\n") for part in parts) + "\n"

@@ -1401,37 +1401,37 @@ def read_identify_event(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
     return _record0(data, pos)
 
 
-def write_identify_event(buf: bytearray, record: dict[str, Any]) -> None:
+def write_identify_event(record: dict[str, Any]) -> bytes:
     out: list[bytes] = []
     _write_record27(out, record)
-    buf += b"".join(out)
+    return b"".join(out)
 
 
 def read_profile(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
     return _record56(data, pos)
 
 
-def write_profile(buf: bytearray, record: dict[str, Any]) -> None:
+def write_profile(record: dict[str, Any]) -> bytes:
     out: list[bytes] = []
     _write_record57(out, record)
-    buf += b"".join(out)
+    return b"".join(out)
 
 
 def read_profile_merge(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
     return _record58(data, pos)
 
 
-def write_profile_merge(buf: bytearray, record: dict[str, Any]) -> None:
+def write_profile_merge(record: dict[str, Any]) -> bytes:
     out: list[bytes] = []
     _write_record60(out, record)
-    buf += b"".join(out)
+    return b"".join(out)
 
 
 def read_rejection(data: bytes, pos: int) -> tuple[dict[str, Any], int]:
     return _record63(data, pos)
 
 
-def write_rejection(buf: bytearray, record: dict[str, Any]) -> None:
+def write_rejection(record: dict[str, Any]) -> bytes:
     out: list[bytes] = []
     _write_record65(out, record)
-    buf += b"".join(out)
+    return b"".join(out)
