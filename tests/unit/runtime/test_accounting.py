@@ -33,3 +33,18 @@ def test_outcomes_add_up_and_show_in_both_forms():
     assert 'identity_stream_events_total{outcome="duplicate"} 1.0' in text
     assert 'identity_stream_outputs_total{output="tombstone"} 1.0' in text
     assert 'identity_stream_outputs_total{output="merge"} 1.0' in text
+    assert (
+        'identity_stream_refusals_total{reason="blocklisted_identifier",scope="part"} 1.0' in text
+    )
+
+
+def test_input_lag_histogram_counts_each_observation_in_its_bucket_and_above():
+    counters = Counters()
+    for seconds in (-0.5, 0.01, 0.011, 7.0, 1_000.0):  # a clock step back counts as no lag
+        counters.observe_input_lag(seconds)
+    text = counters.prometheus().decode()
+    for bound, count in (("0.01", 2), ("0.05", 3), ("5.0", 3), ("10.0", 4), ("300.0", 4)):
+        assert f'identity_stream_input_lag_seconds_bucket{{le="{bound}"}} {count}.0' in text
+    assert 'identity_stream_input_lag_seconds_bucket{le="+Inf"} 5.0' in text
+    assert "identity_stream_input_lag_seconds_count 5.0" in text
+    assert "identity_stream_input_lag_seconds_sum 1007.021" in text
