@@ -19,7 +19,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Any
 
-from streams.rules import deduplication, profile
+from streams.rules import deduplication, device_folds, profile
 from streams.rules.attribute_types import (
     NO_SOURCE,
     AttributeTypes,
@@ -87,7 +87,8 @@ def on_command(
             emits += refusals(event, types, Source.from_json(command["source"]), now)
         else:
             member = command["member"]
-            members[member] = profile.fold(members.get(member), event, member)
+            known = members.get(member)
+            members[member] = device_folds.fold_at_profile(known, event, member, command["event"])
             emits += refusals(event, types, Source.from_json(command["source"]), now)
     elif op == "attach":
         member, claim = command["member"], command.get("claim")

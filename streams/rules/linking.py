@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.rules import deduplication, profile
+from streams.rules import deduplication, device_folds, profile
 from streams.rules.attribute_types import AttributeTypes
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased, to_json
 from streams.rules.identity import IdKind, derive_profile_id
@@ -108,6 +108,8 @@ def on_anonymous_event(
     applied = record.get("at")
     if at is not None and applied is not None and list(at) <= applied:
         state = before  # a redelivery: folded in already; what it implies is sent again
+    elif part is event:  # an anonymous visit: the profile holding A folds it too
+        state = device_folds.fold_at_link(before, part, key, payload["event"])
     else:
         state = profile.fold(before, part, key)
     messages = deduplication.remember(record.get("messages"), event.timestamp, event.message_id, at)
