@@ -1,5 +1,5 @@
-"""The link's fold of an anonymous visit is taken by the profile only for the very same slice and
-event objects, and is then exactly the profile's own fold."""
+"""The link's fold of an anonymous visit is taken by the profile only for the very same event
+object and an equal slice, and is then exactly the profile's own fold."""
 
 import orjson
 
@@ -26,16 +26,25 @@ def test_the_profile_takes_the_links_fold_of_the_same_objects():
     assert again is not at_link and again == at_link
 
 
-def test_equal_but_other_objects_fold_afresh_to_the_same_value():
+def test_an_equal_slice_takes_the_links_fold_an_equal_event_does_not():
     before = profile.fold(None, from_json(visit(0)), DEVICE)
+    decoded_state = orjson.loads(orjson.dumps(before))  # read back from RocksDB
     sent = visit(1)
     at_link = device_folds.fold_at_link(before, from_json(sent), DEVICE, sent)
-    decoded_state = orjson.loads(orjson.dumps(before))  # read back from RocksDB
+    assert device_folds.fold_at_profile(decoded_state, from_json(sent), DEVICE, sent) is at_link
+    at_link = device_folds.fold_at_link(before, from_json(sent), DEVICE, sent)
     decoded_sent = orjson.loads(orjson.dumps(sent))  # an envelope decoded from Kafka
-    for state, record in ((decoded_state, sent), (before, decoded_sent)):
-        folded = device_folds.fold_at_profile(state, from_json(record), DEVICE, record)
-        assert folded is not at_link
-        assert folded == at_link == profile.fold(before, from_json(sent), DEVICE)
+    folded = device_folds.fold_at_profile(before, from_json(decoded_sent), DEVICE, decoded_sent)
+    assert folded is not at_link and folded == at_link
+
+
+def test_another_slice_folds_its_own():
+    sent = visit(1)
+    device_folds.fold_at_link(None, from_json(sent), DEVICE, sent)
+    other = profile.fold(None, from_json(visit(0)), DEVICE)  # the profile's copy differs
+    folded = device_folds.fold_at_profile(other, from_json(sent), DEVICE, sent)
+    assert folded == profile.fold(other, from_json(sent), DEVICE)
+    assert folded["lww"]["city"][2] == "City 1" and folded["createdAt"] == 1_000
 
 
 def test_another_key_never_takes_the_links_fold():
