@@ -2,15 +2,16 @@
 
 The link record of a device keeps the device's slice (for the merge record of its first login)
 and so does the profile that holds the device (to render it): each folds every anonymous event
-into its own copy, the same pure ``profile.fold`` of the same slice and the same event, a fifth
-of the rules' work on the peers input. When the profile's stage runs in the process that folded
-the event at the link (one worker: always; several: when the partitions are co-assigned), the
-records of the envelope are the very objects the link sent (``runtime.envelopes.Sealed``). So
-the link leaves its result here, keyed by the identity of the event's JSON it sent on, and the
-profile takes it when it folds that very event object into a slice equal to the one the link
-folded (nearly always the very same object too, since the profile took the link's result the
-time before: then nothing is compared). Anything else (an envelope decoded from Kafka, a slice
-the profile forgot for an erasure) is a miss, and the profile folds as before.
+into its own copy, the same pure ``profile.fold`` of the same slice and the same event (the two
+folds were a tenth of the rules' instructions on the peers input). When the profile's stage runs
+in the process that folded the event at the link (one worker: always; several: when the
+partitions are co-assigned), the records of the envelope are the very objects the link sent
+(``runtime.envelopes.Sealed``). So the link leaves its result here, keyed by the identity of the
+event's JSON it sent on, and the profile takes it when it folds that very event object into a
+slice equal to the one the link folded (nearly always the very same object too, since the
+profile took the link's result the time before: then nothing is compared). Anything else (an
+envelope decoded from Kafka, a slice the profile forgot for an erasure) is a miss, and the
+profile folds as before.
 
 Nothing is shared that could change: states are never changed in place (the property tests'
 simulation checks every step), so two records holding one slice object hold equal values. Equal

@@ -18,8 +18,8 @@ _U32: Final = 0xFFFFFFFF
 
 def _times_m(x: int) -> int:
     """``(x * _M) & _U32`` for a 32-bit ``x``, by 16-bit halves: mypyc multiplies unboxed only
-    when both factors are below 2**30, and took the arbitrary-precision path (allocating ints)
-    for every product of the hash, two thirds of its instructions."""
+    when both factors are below 2**30, and every whole product of the hash took the
+    arbitrary-precision path, allocating ints (1.1 us a key; 0.14 by halves)."""
     high, low = x >> 16, x & 0xFFFF
     return (low * _M_LOW + (((low * _M_HIGH + high * _M_LOW) & 0xFFFF) << 16)) & _U32
 
