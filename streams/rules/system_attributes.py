@@ -10,14 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import zoneinfo
 from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
+import email_validator
 import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import (
+    CASE_INSENSITIVE_MAILBOX_NAMES,
+    DNS_LABEL_LENGTH_LIMIT,
+    DOMAIN_MAX_LENGTH,
+    EMAIL_MAX_LENGTH,
+)
 
 from streams.rules.attribute_values import InvalidAttribute
 
@@ -29,8 +37,49 @@ _RECENT_PEOPLE = 16_384
 _CODES = 1_024  # languages and countries: a few hundred exist
 
 
+# The address most people have: an ASCII dot-atom before the @ (email-validator's
+# DOT_ATOM_TEXT), letters, digits and inner hyphens in two or more labels after it, the last
+# label ending in a letter. Dashes in a row (Punycode's "xn--", or the "ab--" it refuses) are
+# left to the library.
+_ATEXT = r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]"
+_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PLAIN_EMAIL = re.compile(
+    rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+(?:[a-zA-Z0-9][a-zA-Z0-9-]*)?[a-zA-Z])\Z"
+)
+_SPECIAL_USE = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+_ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+
+
+def _plain_email(value: str) -> str | None:
+    """email-validator's normalized form of a plain ASCII address, or None: ask the library.
+
+    The library checks an address in ~20 us of pure Python: 23,000 of the rules' 402,000
+    instructions per event on the peers input, where nearly every address is new (the cache
+    below only catches repeats). For this form its checks come down to the ones below and its
+    normalizing to lower-casing the domain (and the local part of role names such as
+    postmaster); anything else goes to the library. A property test holds the two to the same
+    answers.
+    """
+    match = _PLAIN_EMAIL.match(value)
+    if match is None or "--" in value or len(value) > EMAIL_MAX_LENGTH:
+        return None
+    local, domain = match.group(1), match.group(2).lower()
+    if len(domain) > DOMAIN_MAX_LENGTH:
+        return None
+    if any(len(label) > DNS_LABEL_LENGTH_LIMIT for label in domain.split(".")):
+        return None
+    if any(domain == name or domain.endswith("." + name) for name in _SPECIAL_USE):
+        return None
+    if local.lower() in _ROLE_NAMES:
+        local = local.lower()
+    return f"{local}@{domain}"
+
+
 @lru_cache(maxsize=_RECENT_PEOPLE)
 def _email(value: str) -> str:
+    plain = _plain_email(value)
+    if plain is not None:
+        return plain
     try:
         return validate_email(value, check_deliverability=False).normalized
     except EmailNotValidError as exc:

@@ -1,7 +1,8 @@
 import contextlib
 
 import pytest
-from hypothesis import given
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.rules import system_attributes
@@ -110,3 +111,63 @@ def test_validators_never_raise_anything_else(text, name):
     value = {"latitude": 0.0, "longitude": 0.0} if name == "location" else text
     with contextlib.suppress(InvalidAttribute):
         system_attributes.normalize(name, value)
+
+
+def _library_email(value):
+    """email-validator's answer: the normalized address, or None when it refuses."""
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError:
+        return None
+
+
+_LOCAL_CHARS = "abcXYZ019_!#$%&'*+-/=?^`{|}~." + '" @é\\'
+_DOMAIN_CHARS = "abcXYZ019-."
+_label = st.one_of(
+    st.text(_DOMAIN_CHARS, min_size=0, max_size=8),
+    st.sampled_from(["xn--80ak6aa92e", "ab--cd", "com", "COM", "a" * 63, "a" * 64, "123"]),
+    st.sampled_from(["test", "local", "localhost", "invalid", "onion", "arpa", "example"]),
+)
+_local = st.one_of(
+    st.text(_LOCAL_CHARS, min_size=0, max_size=12),
+    st.sampled_from(["PostMaster", "info", "Sales", "first.last12", "a" * 65]),
+)
+_address = st.one_of(
+    st.builds(
+        lambda local, labels: local + "@" + ".".join(labels),
+        _local,
+        st.lists(_label, min_size=1, max_size=4),
+    ),
+    st.builds(lambda local, n: local + "@" + "a" * n + ".com", _local, st.integers(60, 260)),
+    st.text(_LOCAL_CHARS + _DOMAIN_CHARS, max_size=30),
+)
+
+
+@settings(max_examples=3000)
+@given(_address)
+def test_plain_addresses_get_the_libraries_answer(address):
+    """The fast path answers only for addresses the library accepts, and with its form."""
+    plain = system_attributes._plain_email(address)
+    if plain is not None:
+        assert plain == _library_email(address)
+
+
+@pytest.mark.parametrize(
+    ("address", "normalized"),
+    [
+        ("ada.lovelace12@example.com", "ada.lovelace12@example.com"),
+        ("Ada@Example.COM", "Ada@example.com"),
+        ("PostMaster@Mail.Example.org", "postmaster@mail.example.org"),
+        ("o'neil+news@sub-domain.co.uk", "o'neil+news@sub-domain.co.uk"),
+    ],
+)
+def test_common_addresses_take_the_fast_path(address, normalized):
+    assert system_attributes._plain_email(address) == normalized == _library_email(address)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a@xn--80ak6aa92e.com", "a@ab--cd.com", "a@b.test", "a@localhost", "a@b.c1", "a@-b.com"],
+)
+def test_unusual_addresses_are_left_to_the_library(address):
+    assert system_attributes._plain_email(address) is None
