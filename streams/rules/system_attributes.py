@@ -30,9 +30,9 @@ from email_validator.rfc_constants import (
 from streams.rules.attribute_values import InvalidAttribute
 
 GENDERS = ("male", "female", "other")
-# Checks are pure and a person's email and phone come again with each of their devices' logins
-# (~100 µs each to check): the latest valid ones are remembered. A refusal is not (lru_cache
-# keeps no exception), so its message is made afresh each time, as before.
+# Checks are pure and a person's email and phone come again with each of their devices' logins:
+# the latest valid ones are remembered. A refusal is not (lru_cache keeps no exception), so its
+# message is made afresh each time, as before.
 _RECENT_PEOPLE = 16_384
 _CODES = 1_024  # languages and countries: a few hundred exist
 
@@ -86,8 +86,50 @@ def _email(value: str) -> str:
         raise InvalidAttribute("invalid_email", f"email {value!r}: {exc}") from exc
 
 
+_E164_DIGITS = re.compile(r"\+([1-9][0-9]{2,16})\Z")
+
+
+def _plain_phone(value: str) -> str | None:
+    """libphonenumber's E.164 form of a number written as E.164 when it is valid, or None: ask
+    the library (which says why when it is not).
+
+    Parsing is half of the library's ~16 us a number (17,500 of the rules' instructions per
+    event on the peers input); for "+" and digits it comes down to taking the country code (the
+    first of one to three digits that is one) and the national number after it, as long as that
+    has no leading zero (Italy keeps them) and the region's national prefix does not start it
+    (the library would weigh stripping it). Validity is still the library's, on the number
+    built. A property test holds the two to the same answers.
+    """
+    match = _E164_DIGITS.match(value)
+    if match is None:
+        return None
+    digits = match.group(1)
+    for size in (1, 2, 3):
+        country_code = int(digits[:size])
+        if country_code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            break
+    else:
+        return None
+    national = digits[size:]
+    if not 2 <= len(national) <= 17 or national[0] == "0":
+        return None
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+        country_code, phonenumbers.region_code_for_country_code(country_code)
+    )
+    if metadata is None:
+        return None
+    prefix = metadata.national_prefix_for_parsing
+    if prefix and re.match(prefix, national):
+        return None
+    number = phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+    return value if phonenumbers.is_valid_number(number) else None
+
+
 @lru_cache(maxsize=_RECENT_PEOPLE)
 def _phone(value: str) -> str:
+    plain = _plain_phone(value)
+    if plain is not None:
+        return plain
     try:
         number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException as exc:

@@ -1,5 +1,6 @@
 import contextlib
 
+import phonenumbers
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import given, settings
@@ -171,3 +172,76 @@ def test_common_addresses_take_the_fast_path(address, normalized):
 )
 def test_unusual_addresses_are_left_to_the_library(address):
     assert system_attributes._plain_email(address) is None
+
+
+def _library_phone(value):
+    """libphonenumber's answer: the E.164 form of a valid number, or None."""
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_calling_codes = st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
+# Valid numbers of every region and type the metadata gives an example of, in E.164.
+_EXAMPLES = sorted(
+    {
+        phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        for region in phonenumbers.SUPPORTED_REGIONS
+        for kind in range(12)
+        if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+    }
+)
+
+
+def _edited(number: str, position: int, digits: str, cut: int) -> str:
+    """An example with some digits replaced and some cut: sometimes still valid."""
+    position = 1 + position % (len(number) - 1)
+    return (number[:position] + digits + number[position + len(digits) :])[: len(number) - cut]
+
+
+_phone_number = st.one_of(
+    st.sampled_from(_EXAMPLES),
+    st.builds(
+        _edited,
+        st.sampled_from(_EXAMPLES),
+        st.integers(0, 20),
+        st.text("0123456789", max_size=3),
+        st.integers(0, 2),
+    ),
+    st.builds(
+        lambda code, national: f"+{code}{national}",
+        _calling_codes,
+        st.text("0123456789", min_size=0, max_size=16),
+    ),
+    st.text("+0123456789 -", max_size=18),
+    st.sampled_from(["+905551234567", "+14155552671", "+393331234567", "+390612345678"]),
+)
+
+
+@settings(max_examples=5000)
+@given(_phone_number)
+def test_e164_numbers_get_the_libraries_answer(number):
+    """The fast path answers only for numbers the library finds valid, and with its form."""
+    plain = system_attributes._plain_phone(number)
+    if plain is not None:
+        assert plain == _library_phone(number)
+
+
+@pytest.mark.parametrize("number", ["+905551234567", "+14155552671", "+447911123456"])
+def test_common_numbers_take_the_fast_path(number):
+    assert system_attributes._plain_phone(number) == number == _library_phone(number)
+
+
+@pytest.mark.parametrize("number", ["+390612345678", "+90 555 123 4567", "+0123", "+1555"])
+def test_unusual_numbers_are_left_to_the_library(number):
+    assert system_attributes._plain_phone(number) is None
+
+
+def test_every_regions_example_numbers_get_the_libraries_answer():
+    answered = [n for n in _EXAMPLES if system_attributes._plain_phone(n) is not None]
+    assert len(answered) > len(_EXAMPLES) // 2  # the fast path is the common one
+    assert all(system_attributes._plain_phone(n) == _library_phone(n) for n in answered)
