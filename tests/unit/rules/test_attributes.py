@@ -186,13 +186,23 @@ def _library_phone(value):
 
 
 _calling_codes = st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE))
-# Valid numbers of every region and type the metadata gives an example of, in E.164.
+# Valid numbers of every region and type, and of every non-geographic calling code (+800, ...),
+# that the metadata gives an example of, in E.164.
 _EXAMPLES = sorted(
     {
         phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
-        for region in phonenumbers.SUPPORTED_REGIONS
-        for kind in range(12)
-        if (example := phonenumbers.example_number_for_type(region, kind)) is not None
+        for example in [
+            *(
+                phonenumbers.example_number_for_type(region, kind)
+                for region in phonenumbers.SUPPORTED_REGIONS
+                for kind in range(12)
+            ),
+            *map(
+                phonenumbers.example_number_for_non_geo_entity,
+                phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS,
+            ),
+        ]
+        if example is not None
     }
 )
 
