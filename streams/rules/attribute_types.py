@@ -140,10 +140,14 @@ class AttributeTypes:
         return decided
 
     def shown(self, workspace_id: str) -> profile.Shown:
-        """What a profile of this workspace shows of each custom attribute."""
+        """What a profile of this workspace shows of each custom attribute, as decided now (a
+        render asks it for each of its custom values at once)."""
+        decisions = self._decisions.get(workspace_id, {})
 
         def shows(name: str) -> str | None:
-            decided = self.decision(workspace_id, name)
+            decided = decisions.get(name)
+            if decided is None:  # undecided, or declared in the catalog
+                decided = self.decision(workspace_id, name)
             return None if decided is None else decided.shows()
 
         return shows

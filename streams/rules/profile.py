@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -56,6 +56,10 @@ OPT_IN_DEFAULTS = {
     "whatsappOptIn": "OPTOUT",  # WebEngage: WhatsApp is off until explicitly opted in
     "locationOptIn": "OPTIN",
 }
+
+
+# The system attributes of a profile that holds no value: None, or the opt-in default
+_UNSET_ATTRIBUTES: dict[str, Any] = {name: OPT_IN_DEFAULTS.get(name) for name in SYSTEM_ATTRIBUTES}
 
 
 def kinded(key: str, kind: str) -> str:
@@ -449,14 +453,21 @@ def current_values(state: ProfileState) -> dict[str, Any]:
     incr, adds, rems = state.get("incr", {}), state.get("adds", {}), state.get("rems", {})
     bases: dict[str, Base] = state.get("base", {})
     operations = bool(incr or adds or rems or bases)
-    keys = lww.keys() | once.keys()
+    # As _floor: a kindless unset covers every kind's register. Most profiles have none, and
+    # then no key needs its kindless name looked up.
+    unsets = any(KIND_SEPARATOR not in key and key.startswith(CUSTOM_PREFIX) for key in lww)
+    keys: Iterable[str]
     if operations:
-        keys |= incr.keys() | bases.keys() | adds.keys() | rems.keys()
+        keys = lww.keys() | once.keys() | incr.keys() | bases.keys() | adds.keys() | rems.keys()
+    elif once:
+        keys = [*lww, *(key for key in once if key not in lww)]
+    else:
+        keys = lww
     values: dict[str, Any] = {}
     for key in keys:
         last = lww.get(key)
-        if KIND_SEPARATOR in key:  # as _floor: a kindless unset covers every kind's register
-            unset = lww.get(key.split(KIND_SEPARATOR, 1)[0])
+        if unsets and KIND_SEPARATOR in key:
+            unset = lww.get(key[: key.index(KIND_SEPARATOR)])
             if unset is not None and (last is None or (unset[0], unset[1]) > (last[0], last[1])):
                 last = unset
         value, floor = None, None  # floor: operations after this stamp apply to the value
@@ -553,21 +564,26 @@ def custom_names(state: ProfileState) -> set[str]:
 def _custom(values: dict[str, Any], shown: Shown) -> dict[str, Any]:
     """The custom values a profile shows: each attribute's value of the kind decided for it."""
     out: dict[str, Any] = {}
+    cut = len(CUSTOM_PREFIX)
     for key, value in values.items():
-        if key.startswith(CUSTOM_PREFIX) and KIND_SEPARATOR in key:
-            name, kind = key[len(CUSTOM_PREFIX) :].split(KIND_SEPARATOR, 1)
-            if shown(name) == kind:
-                out[name] = value
+        if key.startswith(CUSTOM_PREFIX):
+            at = key.find(KIND_SEPARATOR, cut)
+            if at >= 0:
+                name = key[cut:at]
+                if shown(name) == key[at + 1 :]:
+                    out[name] = value
     return dict(sorted(out.items()))
 
 
 def render(state: ProfileState, shown: Shown) -> dict[str, Any]:
     """The Profile record published on the profiles topic."""
     values = current_values(state)
-    attributes: dict[str, Any] = {name: values.get(name) for name in SYSTEM_ATTRIBUTES}
-    for name, default in OPT_IN_DEFAULTS.items():
-        if attributes[name] is None:
-            attributes[name] = default
+    # Every system attribute, unset ones as None or their opt-in default, then the values held
+    # (a copy of one dict and a pass over the values, not a lookup per attribute)
+    attributes: dict[str, Any] = _UNSET_ATTRIBUTES.copy()
+    for key, value in values.items():
+        if key in attributes:
+            attributes[key] = value
     custom = _custom(values, shown)
     attributes["custom"] = {name: to_avro(value) for name, value in custom.items()}
     return {
