@@ -349,6 +349,8 @@ def instructions(args: argparse.Namespace) -> dict[str, Any]:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 text=True,
+                # str hashes fixed: set orders and dict probes, and so the count, repeat exactly
+                env={**os.environ, "PYTHONHASHSEED": "0"},
             )
             for events in (small, large)
         }
