@@ -24,17 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from streams.rules import profile
 from streams.rules.attribute_values import KINDS
 from streams.rules.events import CUSTOM_PREFIX, IdentifyEvent
 from streams.rules.outcomes import ATTRIBUTE_FIRSTS, Emit, Rejection, Source, rejected
 
-SEPARATOR = "\x1f"
+SEPARATOR: Final = "\x1f"
 # The source of a refusal that no one input message caused: a decision changed, or a device's
 # values reached a profile with a login (the Rejection schema documents the empty topic).
-NO_SOURCE = Source("", -1, -1)
+NO_SOURCE: Final = Source("", -1, -1)
 Stamp = tuple[int, str]  # (event time, messageId)
 
 

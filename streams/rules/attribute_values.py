@@ -10,12 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any
+from typing import Any, Final
 
-KINDS = ("string", "number", "boolean", "datetime", "list", "json")
+KINDS: Final[tuple[str, ...]] = ("string", "number", "boolean", "datetime", "list", "json")
 TypedValue = list[Any]
 
-_NS = "identitystream.v1."
+_NS: Final = "identitystream.v1."
 
 
 class InvalidAttribute(ValueError):
@@ -30,8 +30,8 @@ def _invalid(message: str) -> InvalidAttribute:
     return InvalidAttribute("invalid_value", message)
 
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MILLI = dt.timedelta(milliseconds=1)
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MILLI: Final = dt.timedelta(milliseconds=1)
 
 
 def epoch_millis(value: dt.datetime | int) -> int:

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Final
 
 from streams.rules.attribute_values import InvalidAttribute, TypedValue
 
-MAX_NAME_LENGTH = 49
-MAX_STRING_LENGTH = 999
+MAX_NAME_LENGTH: Final = 49
+MAX_STRING_LENGTH: Final = 999
 
 
 class LongStrings(StrEnum):

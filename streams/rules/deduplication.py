@@ -26,15 +26,15 @@ An erasure removes the entries it covers, with the rest of the person's data.
 from __future__ import annotations
 
 import bisect
-from typing import Any
+from typing import Any, Final
 
 from streams.rules.outcomes import Position
 
-DEFAULT_WINDOW_MS = 4 * 3600 * 1000
+DEFAULT_WINDOW_MS: Final = 4 * 3600 * 1000
 # [[event time, messageId, offset, index], ...] in stamp order, the position of the record that
 # was applied; bounded, since it rides in every record write
 Remembered = list[list[Any]]
-REMEMBERED = 64  # a constant per record: its state must not grow with its history
+REMEMBERED: Final = 64  # a constant per record: its state must not grow with its history
 
 
 def routed_here(payload: dict[str, Any]) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from streams.rules import system_attributes
 from streams.rules.attribute_values import InvalidAttribute, epoch_millis, from_avro
@@ -23,15 +23,15 @@ from streams.rules.custom_attributes import (
 from streams.rules.identity import Blocklist, Blocklists, IdentifierRefused, normalize_identifier
 from streams.rules.outcomes import Emit, Rejection, Source, rejected
 
-CUSTOM_PREFIX = "custom."
+CUSTOM_PREFIX: Final = "custom."
 # What an erasure means for events after it: a new person may start (``recreate``, as Heap and
 # NotifyVisitors delete), or every later event naming the erased ids is refused (``block``, like
 # Segment's suppress-with-delete). A worker setting; each erase event carries the one it got.
 AfterErasure = Literal["recreate", "block"]
 AFTER_ERASURE: tuple[AfterErasure, ...] = ("recreate", "block")
 # The erasure floor of a blocking erasure: later than any event (the largest Avro long).
-FOREVER = 2**63 - 1
-SYSTEM_ATTRIBUTES = (
+FOREVER: Final = 2**63 - 1
+SYSTEM_ATTRIBUTES: Final[tuple[str, ...]] = (
     "firstName",
     "lastName",
     "fullName",

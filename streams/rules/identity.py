@@ -14,9 +14,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-MAX_IDENTIFIER_LENGTH = 100  # WebEngage and NotifyVisitors: ids of at most 100 characters
+MAX_IDENTIFIER_LENGTH: Final = 100  # WebEngage and NotifyVisitors: ids of at most 100 characters
 
 # Heap's blocklisted identify() values, compared exactly.
 _HEAP_BLOCKLIST = (
@@ -50,11 +50,11 @@ _POSTHOG_CASE_INSENSITIVE = (
 )
 # ...and these exactly.
 _POSTHOG_EXACT = ("[object Object]", "NaN", "None", "none", "null", "0")
-_ZEROS = re.compile(r"[0\-]+")  # nil UUIDs and any string of only 0 and -
+_ZEROS: Final = re.compile(r"[0\-]+")  # nil UUIDs and any string of only 0 and -
 
 # Stable namespace for profile ids: a replay of the same input yields the same ids everywhere.
-PROFILE_NAMESPACE = uuid.UUID("5b0f3f9e-4c1d-5e8a-9d7b-6c2a1e0f4b3d")
-_NAMESPACE_BYTES = PROFILE_NAMESPACE.bytes
+PROFILE_NAMESPACE: Final = uuid.UUID("5b0f3f9e-4c1d-5e8a-9d7b-6c2a1e0f4b3d")
+_NAMESPACE_BYTES: Final = PROFILE_NAMESPACE.bytes
 
 
 class IdKind(StrEnum):
@@ -97,7 +97,7 @@ class Blocklist:
         )
 
 
-DEFAULT_BLOCKLIST = Blocklist.default()
+DEFAULT_BLOCKLIST: Final = Blocklist.default()
 
 
 @dataclass(frozen=True)

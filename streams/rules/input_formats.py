@@ -23,7 +23,7 @@ import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import fastavro
 from fastavro.read import SchemaResolutionError
@@ -31,9 +31,9 @@ from fastavro.read import SchemaResolutionError
 from streams.rules.mapping import Unmappable, encode, to_record
 from topology.avro import IDENTIFY_EVENT, MARKER, AvroDecodeError
 
-CONFLUENT_MAGIC = 0
-CONFLUENT_HEADER_LEN = 5  # magic byte and 4-byte schema id
-_JSON_START = b"{["
+CONFLUENT_MAGIC: Final = 0
+CONFLUENT_HEADER_LEN: Final = 5  # magic byte and 4-byte schema id
+_JSON_START: Final = b"{["
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 # Logical output names; topology.topics maps each to a topic of the deployment.
-ATTRIBUTE_FIRSTS = "attribute_firsts"  # earliest value per attribute and kind (attribute_types)
+# earliest value per attribute and kind (attribute_types)
+ATTRIBUTE_FIRSTS: Final = "attribute_firsts"
 # The key of a record for every partition of its stream: the runtime sends one copy to each
 # (keyed for that partition), as Kafka Streams' broadcast would.
-BROADCAST = "\x00broadcast"
-BY_ANONYMOUS = "by_anonymous"
-BY_PROFILE = "by_profile"
-PROFILES = "profiles"
-MERGES = "merges"
-REJECTIONS = "rejections"
+BROADCAST: Final = "\x00broadcast"
+BY_ANONYMOUS: Final = "by_anonymous"
+BY_PROFILE: Final = "by_profile"
+PROFILES: Final = "profiles"
+MERGES: Final = "merges"
+REJECTIONS: Final = "rejections"
 
 
 # What became of one input message, decided once, by the stage that settles it (rules.steps)
@@ -115,7 +116,10 @@ def rejected(
     return Emit(REJECTIONS, message_id, record)
 
 
-COMPACTED = (PROFILES, MERGES)  # outputs read as "the latest record per key"
+COMPACTED: Final[tuple[str, ...]] = (
+    PROFILES,
+    MERGES,
+)  # outputs read as "the latest record per key"
 
 
 @dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (see Emit)

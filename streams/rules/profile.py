@@ -31,7 +31,7 @@ import json
 import math
 from collections.abc import Callable, Iterable
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 from streams.rules.attribute_values import to_avro
 from streams.rules.events import CUSTOM_PREFIX, SYSTEM_ATTRIBUTES, IdentifyEvent
@@ -43,12 +43,12 @@ Register = list[Any]  # [event time, messageId, value or None for an unset]
 # so the shown value does not depend on which increments settled together).
 Base = list[Any]
 
-WINDOW = 64  # increments and list tombstones kept apart per attribute; older ones settle
-KIND_SEPARATOR = "\x1f"
+WINDOW: Final = 64  # increments and list tombstones kept apart per attribute; older ones settle
+KIND_SEPARATOR: Final = "\x1f"
 # A custom attribute's shown kind, by name, as the workspace's decision says (None: not shown).
 Shown = Callable[[str], str | None]
 
-OPT_IN_DEFAULTS = {
+OPT_IN_DEFAULTS: Final = {
     "emailOptIn": "OPTIN",
     "smsOptIn": "OPTIN",
     "pushOptIn": "OPTIN",
@@ -59,7 +59,9 @@ OPT_IN_DEFAULTS = {
 
 
 # The system attributes of a profile that holds no value: None, or the opt-in default
-_UNSET_ATTRIBUTES: dict[str, Any] = {name: OPT_IN_DEFAULTS.get(name) for name in SYSTEM_ATTRIBUTES}
+_UNSET_ATTRIBUTES: Final[dict[str, Any]] = {
+    name: OPT_IN_DEFAULTS.get(name) for name in SYSTEM_ATTRIBUTES
+}
 
 
 def kinded(key: str, kind: str) -> str:

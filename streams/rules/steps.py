@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from streams.rules import profile
 from streams.rules.assembly import on_command, rerender
@@ -85,7 +85,7 @@ class Stepped:
         self.firsts = firsts
 
 
-_VALUE_OPS = (
+_VALUE_OPS: Final[tuple[str, ...]] = (
     "set",
     "setOnce",
     "increment",

@@ -14,7 +14,7 @@ import re
 import zoneinfo
 from collections.abc import Callable
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Final
 
 import email_validator
 import phonenumbers
@@ -29,25 +29,25 @@ from email_validator.rfc_constants import (
 
 from streams.rules.attribute_values import InvalidAttribute
 
-GENDERS = ("male", "female", "other")
+GENDERS: Final[tuple[str, ...]] = ("male", "female", "other")
 # Checks are pure and a person's email and phone come again with each of their devices' logins:
 # the latest valid ones are remembered. A refusal is not (lru_cache keeps no exception), so its
 # message is made afresh each time, as before.
-_RECENT_PEOPLE = 16_384
-_CODES = 1_024  # languages and countries: a few hundred exist
+_RECENT_PEOPLE: Final = 16_384
+_CODES: Final = 1_024  # languages and countries: a few hundred exist
 
 
 # The address most people have: an ASCII dot-atom before the @ (email-validator's
 # DOT_ATOM_TEXT), letters, digits and inner hyphens in two or more labels after it, the last
 # label ending in a letter. Dashes in a row (Punycode's "xn--", or the "ab--" it refuses) are
 # left to the library.
-_ATEXT = r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]"
-_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_PLAIN_EMAIL = re.compile(
+_ATEXT: Final = r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]"
+_LABEL: Final = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_PLAIN_EMAIL: Final = re.compile(
     rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+(?:[a-zA-Z0-9][a-zA-Z0-9-]*)?[a-zA-Z])\Z"
 )
-_SPECIAL_USE = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
-_ROLE_NAMES = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
+_SPECIAL_USE: Final[tuple[str, ...]] = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+_ROLE_NAMES: Final = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
 
 
 def _plain_email(value: str) -> str | None:
@@ -86,7 +86,7 @@ def _email(value: str) -> str:
         raise InvalidAttribute("invalid_email", f"email {value!r}: {exc}") from exc
 
 
-_E164_DIGITS = re.compile(r"\+([1-9][0-9]{2,16})\Z")
+_E164_DIGITS: Final = re.compile(r"\+([1-9][0-9]{2,16})\Z")
 
 
 def _plain_phone(value: str) -> str | None:
