@@ -33,7 +33,7 @@ LIMIT: Final = 4_096
 
 # id(sent) -> (sent, slice, device key, folded); the objects are held, so that their ids are not
 # reused while the entry lives.
-_folded: dict[int, tuple[Any, Any, str, profile.ProfileState]] = {}
+_folded: Final[dict[int, tuple[Any, Any, str, profile.ProfileState]]] = {}
 
 
 def fold_at_link(

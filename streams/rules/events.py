@@ -28,7 +28,7 @@ CUSTOM_PREFIX: Final = "custom."
 # NotifyVisitors delete), or every later event naming the erased ids is refused (``block``, like
 # Segment's suppress-with-delete). A worker setting; each erase event carries the one it got.
 AfterErasure = Literal["recreate", "block"]
-AFTER_ERASURE: tuple[AfterErasure, ...] = ("recreate", "block")
+AFTER_ERASURE: Final[tuple[AfterErasure, ...]] = ("recreate", "block")
 # The erasure floor of a blocking erasure: later than any event (the largest Avro long).
 FOREVER: Final = 2**63 - 1
 SYSTEM_ATTRIBUTES: Final[tuple[str, ...]] = (

@@ -31,15 +31,15 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from typing import Any
+from typing import Any, Final
 
 from fastavro.validation import ValidationError, validate
 
 from streams.rules.events import SYSTEM_ATTRIBUTES
 from topology.avro import IDENTIFY_EVENT
 
-NS = "identitystream.v1."
-ALIASES = {
+NS: Final = "identitystream.v1."
+ALIASES: Final = {
     "externalUserId": "userId",
     "userID": "userId",
     "anonymousID": "anonymousId",
@@ -68,15 +68,23 @@ ALIASES = {
 }
 # Segment's reserved traits that are system attributes under another name; the rest of its
 # reserved traits (age, avatar, createdAt, description, id, title, username, website) are custom.
-TRAIT_ALIASES = {"name": "fullName", "birthday": "birthDate"}
-ENVELOPE = ("messageId", "timestamp", "workspaceId", "anonymousId", "userId", "profileId", "erase")
-OPERATIONS = ("setOnce", "unset", "unsetCustom", "increment", "append", "remove")
-OPT_INS = {name for name in SYSTEM_ATTRIBUTES if name.endswith("OptIn")}
+TRAIT_ALIASES: Final = {"name": "fullName", "birthday": "birthDate"}
+ENVELOPE: Final = (
+    "messageId",
+    "timestamp",
+    "workspaceId",
+    "anonymousId",
+    "userId",
+    "profileId",
+    "erase",
+)
+OPERATIONS: Final = ("setOnce", "unset", "unsetCustom", "increment", "append", "remove")
+OPT_INS: Final = {name for name in SYSTEM_ATTRIBUTES if name.endswith("OptIn")}
 # NotifyVisitors' state 2: bounced for email, invalid for the phone channels
-_STATE_TWO = {"emailOptIn": "BOUNCED"}
+_STATE_TWO: Final = {"emailOptIn": "BOUNCED"}
 # Segment's fields for when a call happened, most faithful first.
-SEGMENT_TIMES = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
-HEAP_FIELDS = {
+SEGMENT_TIMES: Final = ("timestamp", "originalTimestamp", "sentAt", "receivedAt")
+HEAP_FIELDS: Final = {
     "app_id",
     "identity",
     "user_id",
@@ -86,7 +94,7 @@ HEAP_FIELDS = {
     "workspaceId",
 }
 # Bodies of several users: a message is one identify call.
-BATCHES = {"nv": "NotifyVisitors", "batch": "Segment", "users": "Heap"}
+BATCHES: Final = {"nv": "NotifyVisitors", "batch": "Segment", "users": "Heap"}
 
 
 class Unmappable(ValueError):

@@ -193,7 +193,7 @@ def _location(value: dict[str, float]) -> dict[str, float]:
     return {"latitude": lat, "longitude": lon}
 
 
-_CHECKS: dict[str, Callable[[Any], Any]] = {
+_CHECKS: Final[dict[str, Callable[[Any], Any]]] = {
     "email": _email,
     "phone": _phone,
     "gender": _gender,
