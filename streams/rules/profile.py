@@ -139,8 +139,12 @@ def _join_registers(
         mine = joined.get(key)
         if mine is None:
             joined[key] = reg
-        elif reg[0] != mine[0] or reg[1] != mine[1]:  # _wins, inlined: called for every key
-            if ((reg[0], reg[1]) > (mine[0], mine[1])) == latest:
+        # _wins, inlined (called for every key), comparing the stamps' parts without tuples
+        elif reg[0] != mine[0]:
+            if (reg[0] > mine[0]) == latest:
+                joined[key] = reg
+        elif reg[1] != mine[1]:
+            if (reg[1] > mine[1]) == latest:
                 joined[key] = reg
         elif _wins(reg, mine, latest):
             joined[key] = reg
