@@ -116,10 +116,8 @@ def rejected(
     return Emit(REJECTIONS, message_id, record)
 
 
-COMPACTED: Final[tuple[str, ...]] = (
-    PROFILES,
-    MERGES,
-)  # outputs read as "the latest record per key"
+# outputs read as "the latest record per key"
+COMPACTED: Final[tuple[str, ...]] = (PROFILES, MERGES)
 
 
 @dataclass(slots=True, init=False)  # not frozen, own __init__: built per event (see Emit)
