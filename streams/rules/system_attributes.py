@@ -21,10 +21,13 @@ import phonenumbers
 import pycountry
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import (
+    ATEXT,
     CASE_INSENSITIVE_MAILBOX_NAMES,
     DNS_LABEL_LENGTH_LIMIT,
     DOMAIN_MAX_LENGTH,
+    DOMAIN_NAME_REGEX,
     EMAIL_MAX_LENGTH,
+    HOSTNAME_LABEL,
 )
 
 from streams.rules.attribute_values import InvalidAttribute
@@ -37,14 +40,12 @@ _RECENT_PEOPLE: Final = 16_384
 _CODES: Final = 1_024  # languages and countries: a few hundred exist
 
 
-# The address most people have: an ASCII dot-atom before the @ (email-validator's
-# DOT_ATOM_TEXT), letters, digits and inner hyphens in two or more labels after it, the last
-# label ending in a letter. Dashes in a row (Punycode's "xn--", or the "ab--" it refuses) are
-# left to the library.
-_ATEXT: Final = r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]"
-_LABEL: Final = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+# The address most people have: an ASCII dot-atom before the @ and two or more hostname labels
+# after it, the last ending in a letter, all in email-validator's own terms (its ATEXT,
+# HOSTNAME_LABEL and DOMAIN_NAME_REGEX). Dashes in a row (Punycode's "xn--", or the "ab--" it
+# refuses) are left to the library.
 _PLAIN_EMAIL: Final = re.compile(
-    rf"({_ATEXT}+(?:\.{_ATEXT}+)*)@((?:{_LABEL}\.)+(?:[a-zA-Z0-9][a-zA-Z0-9-]*)?[a-zA-Z])\Z"
+    rf"([{ATEXT}]+(?:\.[{ATEXT}]+)*)@({HOSTNAME_LABEL}(?:\.{HOSTNAME_LABEL})+)\Z"
 )
 _SPECIAL_USE: Final[tuple[str, ...]] = tuple(email_validator.SPECIAL_USE_DOMAIN_NAMES)
 _ROLE_NAMES: Final = frozenset(CASE_INSENSITIVE_MAILBOX_NAMES)
@@ -64,7 +65,7 @@ def _plain_email(value: str) -> str | None:
     if match is None or "--" in value or len(value) > EMAIL_MAX_LENGTH:
         return None
     local, domain = match.group(1), match.group(2).lower()
-    if len(domain) > DOMAIN_MAX_LENGTH:
+    if len(domain) > DOMAIN_MAX_LENGTH or not DOMAIN_NAME_REGEX.search(domain):
         return None
     if any(len(label) > DNS_LABEL_LENGTH_LIMIT for label in domain.split(".")):
         return None
