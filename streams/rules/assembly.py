@@ -26,6 +26,7 @@ from streams.rules.attribute_types import (
     Mark,
     newly_hidden,
     refusals,
+    refused_on_attach,
 )
 from streams.rules.events import IdentifyEvent, blocks, from_json, refused_as_erased
 from streams.rules.outcomes import BY_ANONYMOUS, PROFILES, Deferred, Emit, Position, Source
@@ -98,10 +99,7 @@ def on_command(
         else:
             state = profile.forget(command["state"], erased) if erased else command["state"]
             if state is not None:
-                # the device's values not shown here are refused here: under the device's own
-                # profile they may not have been judged yet
-                held = profile.held_kinds(state)
-                emits += newly_hidden(state, dict.fromkeys(held), types, NO_SOURCE, now, held)
+                emits += refused_on_attach(state, types, NO_SOURCE, now)
                 known = members.get(member)
                 members[member] = state if known is None else profile.join(known, state)
     elif op == "detach":

@@ -288,6 +288,27 @@ class Rendered:
         return Rendered({key: mark(types.decision(*key.split(SEPARATOR))) for key in self.marks})
 
 
+def refused_on_attach(
+    state: profile.ProfileState, types: AttributeTypes, source: Source, now: int
+) -> list[Emit]:
+    """Refusals of the values a device's slice brings to a profile that the decisions do not
+    show: ``newly_hidden`` as if none of them had been judged (under the device's own profile
+    they may not have been).
+
+    Only a value of a kind its attribute's decision does not show is refused, so the slice's
+    registers are looked at first: nearly always every kind they hold is shown (or undecided),
+    and the slice's values, a walk of every register, are not computed at all."""
+    workspace_id: str = state["workspaceId"]
+    for name, kind in profile.register_kinds(state):
+        decided = types.decision(workspace_id, name)
+        if decided is not None and decided.shows() != kind:
+            break
+    else:
+        return []
+    held = profile.held_kinds(state)
+    return newly_hidden(state, dict.fromkeys(held), types, source, now, held)
+
+
 def newly_hidden(
     state: profile.ProfileState,
     before: dict[str, Mark],

@@ -557,6 +557,20 @@ def _latest_write(state: ProfileState, key: str) -> str:
     return max((s[0], s[1]) for s in stamps)[1]
 
 
+def register_kinds(state: ProfileState) -> Iterable[tuple[str, str]]:
+    """(name, kind) of every custom register a state has, with or without a value now: the
+    kinds ``held_kinds`` finds among them, without computing any value."""
+    cut = len(CUSTOM_PREFIX)
+    for part in ("lww", "once", "incr", "base", "adds", "rems"):
+        registers: dict[str, Any] | None = state.get(part)
+        if registers:
+            for key in registers:
+                if key.startswith(CUSTOM_PREFIX):
+                    at = key.find(KIND_SEPARATOR, cut)
+                    if at >= 0:
+                        yield key[cut:at], key[at + 1 :]
+
+
 def custom_names(state: ProfileState) -> set[str]:
     """Every custom attribute a state holds something of (without computing its values)."""
     return {

@@ -4,8 +4,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.rules.attribute_types import Catalog
+from streams.rules import profile
+from streams.rules.attribute_types import (
+    NO_SOURCE,
+    AttributeTypes,
+    Catalog,
+    first_key,
+    newly_hidden,
+    refused_on_attach,
+)
 from streams.rules.custom_attributes import AttributePolicy
+from streams.rules.events import CUSTOM_PREFIX, IdentifyEvent
 from tests.factories import identify
 from tests.simulation import simulate
 
@@ -136,3 +145,61 @@ def test_operations_are_typed_like_values():
         ("type_mismatch", "custom.plan"),
         ("type_mismatch", "custom.visits"),
     ]
+
+
+_NAMES = ["a", "b", "c"]
+_VALUES = {
+    "string": "x",
+    "number": 1,
+    "boolean": True,
+    "datetime": 1_000,
+    "list": ["x"],
+    "json": {"k": 1},
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    writes=st.lists(
+        st.tuples(
+            st.sampled_from(["set", "set_once", "unset", "increment", "append", "remove"]),
+            st.sampled_from(_NAMES),
+            st.sampled_from(sorted(_VALUES)),
+            st.integers(1, 9),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    firsts=st.lists(
+        st.tuples(st.sampled_from(_NAMES), st.sampled_from(sorted(_VALUES)), st.integers(1, 9)),
+        max_size=6,
+    ),
+    max_per_type=st.integers(1, 3),
+)
+def test_a_slice_attached_is_refused_what_its_values_show_of_hidden_kinds(
+    writes, firsts, max_per_type
+):
+    """``refused_on_attach`` looks at the registers' kinds before computing any value: it
+    refuses exactly what ``newly_hidden`` refuses of every value held, as if none was judged."""
+    state = None
+    for n, (op, name, kind, ts) in enumerate(writes):
+        key = f"{CUSTOM_PREFIX}{name}"
+        fields = {"set": {}, "set_once": {}, "unset": frozenset()}
+        if op in ("set", "set_once"):
+            fields[op] = {key: [kind, _VALUES[kind]]}
+        elif op == "unset":
+            fields["unset"] = frozenset([key])
+        extra = {
+            "increment": {key: 2} if op == "increment" else {},
+            "append": {key: ["y"]} if op == "append" else {},
+            "remove": {key: ["x"]} if op == "remove" else {},
+        }
+        event = IdentifyEvent(f"m{n}", ts, "ws", "d", None, None, **fields, **extra)
+        part = profile.from_event(event, "p")
+        state = part if state is None else profile.join(state, part)
+    types = AttributeTypes(max_per_type=max_per_type)
+    for name, kind, ts in firsts:
+        types.add(first_key("ws", name, kind, 0), [ts, "m"])
+    held = profile.held_kinds(state)
+    expected = newly_hidden(state, dict.fromkeys(held), types, NO_SOURCE, 5)
+    assert refused_on_attach(state, types, NO_SOURCE, 5) == expected
