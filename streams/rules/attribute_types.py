@@ -88,6 +88,16 @@ def custom_kinds(event: IdentifyEvent) -> list[tuple[str, str]]:
     """(name, kind) of every custom value an event carries; operations are typed too."""
     # Called twice per event (firsts, refusals): loops, not comprehensions over joined tuples.
     cut = len(CUSTOM_PREFIX)
+    if not (event.set_once or event.increment or event.append or event.remove):
+        # Nearly every event: only sets, one kind per key, so no pair comes twice.
+        found = [
+            (key[cut:], value[0])
+            for key, value in event.set.items()
+            if key.startswith(CUSTOM_PREFIX)
+        ]
+        if len(found) > 1:
+            found.sort()
+        return found
     kinds = set()
     for values in (event.set, event.set_once):
         for key, value in values.items():
