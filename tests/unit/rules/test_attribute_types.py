@@ -9,6 +9,7 @@ from streams.rules.attribute_types import (
     NO_SOURCE,
     AttributeTypes,
     Catalog,
+    custom_kinds,
     first_key,
     newly_hidden,
     refused_on_attach,
@@ -203,3 +204,31 @@ def test_a_slice_attached_is_refused_what_its_values_show_of_hidden_kinds(
     held = profile.held_kinds(state)
     expected = newly_hidden(state, dict.fromkeys(held), types, NO_SOURCE, 5)
     assert refused_on_attach(state, types, NO_SOURCE, 5) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sets=st.dictionaries(st.sampled_from([*_NAMES, "email"]), st.sampled_from(sorted(_VALUES))),
+    once=st.dictionaries(st.sampled_from(_NAMES), st.sampled_from(sorted(_VALUES))),
+    ops=st.lists(
+        st.tuples(st.sampled_from(["increment", "append", "remove"]), st.sampled_from(_NAMES))
+    ),
+)
+def test_custom_kinds_are_every_pair_once_in_order(sets, once, ops):
+    """The pairs of an event with only sets (the fast path) and of any other event alike."""
+
+    def keyed(values):
+        return {
+            (name if name == "email" else f"{CUSTOM_PREFIX}{name}"): [kind, _VALUES[kind]]
+            for name, kind in values.items()
+        }
+
+    extra = {op: {} for op in ("increment", "append", "remove")}
+    for op, name in ops:
+        extra[op][f"{CUSTOM_PREFIX}{name}"] = 1 if op == "increment" else ["x"]
+    event = IdentifyEvent(
+        "m", 1, "ws", "d", None, None, keyed(sets), keyed(once), frozenset(), **extra
+    )
+    expected = {(n, k) for n, k in sets.items() if n != "email"} | set(once.items())
+    expected |= {(name, "number" if op == "increment" else "list") for op, name in ops}
+    assert custom_kinds(event) == sorted(expected)
