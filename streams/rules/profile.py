@@ -557,11 +557,15 @@ def _latest_write(state: ProfileState, key: str) -> str:
     return max((s[0], s[1]) for s in stamps)[1]
 
 
+# A state's maps keyed by attribute key (custom ones with their kind), values or stamps.
+_REGISTER_MAPS: Final = ("lww", "once", "incr", "base", "adds", "rems")
+
+
 def register_kinds(state: ProfileState) -> Iterable[tuple[str, str]]:
     """(name, kind) of every custom register a state has, with or without a value now: the
     kinds ``held_kinds`` finds among them, without computing any value."""
     cut = len(CUSTOM_PREFIX)
-    for part in ("lww", "once", "incr", "base", "adds", "rems"):
+    for part in _REGISTER_MAPS:
         registers: dict[str, Any] | None = state.get(part)
         if registers:
             for key in registers:
@@ -575,7 +579,7 @@ def custom_names(state: ProfileState) -> set[str]:
     """Every custom attribute a state holds something of (without computing its values)."""
     return {
         key[len(CUSTOM_PREFIX) :].split(KIND_SEPARATOR, 1)[0]
-        for part in ("lww", "once", "incr", "base", "adds", "rems")
+        for part in _REGISTER_MAPS
         for key in state.get(part, {})
         if key.startswith(CUSTOM_PREFIX)
     }
