@@ -6,7 +6,9 @@ JSON (or kept decoded, as ``changelogs.RecentValues`` keeps recent ones), steppe
 as JSON, the outputs coalesced, sealed into envelopes per partition or Avro-encoded (single-
 object), custom attribute firsts taken and profiles rendered again when a decision moves on, all as
 ``streams.runtime.pipeline`` and ``rerendering`` do. Tables are dicts of the bytes RocksDB would
-hold; a fixed clock makes every run emit the same bytes.
+hold; a fixed clock makes every run emit the same bytes. Table writes are held and written out
+every ``FLUSH_EVENTS`` input events (or beyond ``HELD_LIMIT``), as the worker's tables hold
+them until a commit.
 
 The input is the peers benchmark's stream (``../shared/peers/gen.py``: ~74 % anonymous visits,
 ~18 % logins, ~8 % userId-only). Reported: CPU time per event
@@ -60,7 +62,7 @@ from streams.rules.outcomes import (
 )
 from streams.rules.steps import Policies
 from streams.runtime import envelopes
-from streams.runtime.changelogs import RecentValues, table_json
+from streams.runtime.changelogs import HELD_LIMIT, RecentValues, table_json
 from streams.runtime.garbage_collection import between_batches, tune_for_batches
 from topology.avro import IDENTIFY_EVENT, PROFILE, PROFILE_MERGE, REJECTION, AvroSchema
 from topology.stages import STAGES, StageSpec
@@ -93,6 +95,10 @@ class Pipeline:
             s.table.name: [{} for _ in range(partitions)] for s in STAGES if s.table
         }
         self.recent = {s.table.name: RecentValues() for s in STAGES if s.table}
+        # as ChangelogTable.unflushed, per table: (partition, key) -> state
+        self.unflushed: dict[str, dict[tuple[int, str], Any]] = {
+            s.table.name: {} for s in STAGES if s.table
+        }
         self.queues: dict[str, list[deque[bytes]]] = {
             s.input: [deque() for _ in range(partitions)] for s in STAGES[1:]
         }
@@ -142,15 +148,18 @@ class Pipeline:
         assert stage.table is not None
         table = self.tables[stage.table.name][partition]
         recent = self.recent[stage.table.name]
+        unflushed = self.unflushed[stage.table.name]
         policies, seconds = self.policies, self.seconds
         emits: list[Emit] = []
+        changed: dict[str, Any] = {}
         for envelope in batch:
             offset = self.offsets[stage.input, partition]
             self.offsets[stage.input, partition] = offset + 1
-            changed: dict[str, Any] = {}
             for index, (key, value) in enumerate(self.sealed.unseal(envelope)):
                 if key in changed:
                     before = changed[key]
+                elif (partition, key) in unflushed:
+                    before = unflushed[partition, key]
                 elif (partition, key) in recent.values:
                     before = recent.values[partition, key]
                 else:
@@ -167,16 +176,18 @@ class Pipeline:
                 if stage.rerender is not None and stepped.renders:
                     self._marks(partition, table).note(stepped.renders, policies.types)
                 emits += stepped.emits
-            for key, state in changed.items():
-                self._write(stage, table, partition, key, state)
-                recent.keep((partition, key), state)
+        for key, state in changed.items():
+            unflushed[partition, key] = state
+            recent.keep((partition, key), state)
+        if len(unflushed) > HELD_LIMIT:
+            self.flush(stage.table.name)
         if stage.rerender is not None:
             emits += self._catch_up(stage, partition, table)
         self.send(emits)
         if stage.rerender is not None:
             marks = self.marks[partition].marks
             if marks != self.stored_marks.get(partition):
-                self._write(stage, table, partition, RENDERED_KEY, marks)
+                unflushed[partition, RENDERED_KEY] = marks
                 self.stored_marks[partition] = dict(marks)
 
     def _marks(self, partition: int, table: dict[bytes, bytes]) -> Rendered:
@@ -195,25 +206,33 @@ class Pipeline:
             return []
         emits: list[Emit] = []
         started = time.perf_counter()
+        held = {k: v for (p, k), v in self.unflushed[stage.table.name].items() if p == partition}
         for raw_key, raw in table.items():
             key = orjson.loads(raw_key)
-            if key != RENDERED_KEY:
+            if key != RENDERED_KEY and key not in held:
                 emits += stage.rerender(orjson.loads(raw), key, stale, self.policies, NOW)
+        for key, state in held.items():
+            if key != RENDERED_KEY and state is not None:
+                emits += stage.rerender(state, key, stale, self.policies, NOW)
         self.seconds["rerender"] += time.perf_counter() - started
         self.marks[partition] = marks.caught_up(self.policies.types)
         return emits
 
-    def _write(
-        self, stage: StageSpec, table: dict[bytes, bytes], partition: int, key: str, state: Any
-    ) -> None:
-        raw_key = table_json(key)
-        raw = None if state is None else table_json(state)
-        if raw is None:
-            table.pop(raw_key, None)
-        else:
-            table[raw_key] = raw
-        assert stage.table is not None
-        self._emit(stage.table.name, partition, raw_key, raw)
+    def flush(self, only: str | None = None) -> None:
+        """Every table's held writes (or ``only`` one's) written out, as ChangelogTable.flush."""
+        for name, unflushed in self.unflushed.items():
+            if only is not None and name != only:
+                continue
+            tables = self.tables[name]
+            for (partition, key), state in unflushed.items():
+                raw_key = table_json(key)
+                raw = None if state is None else table_json(state)
+                if raw is None:
+                    tables[partition].pop(raw_key, None)
+                else:
+                    tables[partition][raw_key] = raw
+                self._emit(name, partition, raw_key, raw)
+            unflushed.clear()
 
     def send(self, emits: list[Emit]) -> None:
         """As pipeline._records: outputs Avro-encoded, records for a stage sealed per partition."""
@@ -238,12 +257,19 @@ class Pipeline:
                 self.queues[stream][partition].append(envelope)
 
 
+# Input events between two flushes of the tables: about one commit interval (1 s) of a worker
+FLUSH_EVENTS = 8_000
+
+
 def run(inputs: list[tuple[str, bytes]], batch: int, partitions: int, digest: bool) -> Pipeline:
     pipeline = Pipeline(partitions, digest)
     for start in range(0, len(inputs), batch):
         pipeline.route(inputs[start : start + batch])
         between_batches()
         pipeline.drain()
+        if (start + batch) // FLUSH_EVENTS > start // FLUSH_EVENTS:
+            pipeline.flush()
+    pipeline.flush()
     return pipeline
 
 

@@ -22,6 +22,9 @@ assignment, tables, changelog recovery, commits.
   handled while the broker acknowledges them, ``InOrder``); once the broker has them its
   offsets count as done, and they are committed every ``commit_interval_s`` through faust's
   consumer, in faust's group: at least once;
+* a stage with a table holds its writes until then (``ChangelogTable.flush``): before each
+  commit it handles a batch of no messages (``FLUSH``), which writes them out, and only the
+  offsets done before that batch, once the broker has it too, are committed;
 * when the group takes partitions away, their queued batches are dropped, the batches in
   flight are delivered and their offsets committed before faust lets them go; on shutdown the
   same for all.
@@ -60,6 +63,8 @@ QUEUED_BATCHES = 1
 # envelopes of up to 512 KiB, and a backlog (a replay) fetches thousands of them at once.
 MAX_BATCH_BYTES = 4 * 2**20
 Queued = tuple[int, list[Message]]  # assignment epoch, messages
+# The batch a stage with a table is given before a commit: it writes out what it holds
+FLUSH: list[Message] = []
 IN_FLIGHT = 4  # batches handed over before the broker acknowledged the first
 IDLE_WAIT_S = 0.1  # a consume call waiting for the first message (stopping is seen as often)
 
@@ -102,6 +107,7 @@ class Intake:
         handle: Handle,
         outbox: Outbox,
         handled: HandledOffsets,
+        writes_behind: bool = False,
     ) -> None:
         self._app = app
         self._topic = topic
@@ -116,12 +122,15 @@ class Intake:
         self._batch_size = batch_size
         self._commit_interval_s = commit_interval_s
         self._handle = handle
+        self._writes_behind = writes_behind  # handles FLUSH before committing
+        self._unflushed = False  # a batch was handled since the last FLUSH
         self._sending = InOrder(outbox, IN_FLIGHT)
         self._handled = handled
         self._epoch = 0  # one per assignment: batches read under another are dropped
         self._assigned: set[int] = set()
         self._generation = -1
         self._done: dict[int, int] = {}  # partition -> the next offset to read (handled before)
+        self._durable: dict[int, int] = {}  # the same, as of the last FLUSH the broker has
         self._committed: dict[int, int] = {}
         self._assignments: queue.SimpleQueue[tuple[int, list[int]]] = queue.SimpleQueue()
         # Filled by the reader without waiting for the event loop, which only has to take them:
@@ -188,6 +197,7 @@ class Intake:
             os._exit(EXIT_STALLED)
         finally:
             self._waiting = None
+        self._unflushed = self._writes_behind and bool(messages)
         await self._sending.send(
             records, lambda delivered: self._done_with(messages, settle, delivered)
         )
@@ -201,17 +211,29 @@ class Intake:
         for partition in {message.partition() for message in messages}:
             handled = self._done[partition] - 1
             self._handled.mark_offset(TP(self._topic, partition), self._generation, handled)
+        if not self._writes_behind or messages is FLUSH:
+            # every batch before this one is on the broker, and so is every write they made
+            self._durable = dict(self._done)
 
     async def _commit_periodically(self) -> None:
         while True:
             await asyncio.sleep(self._commit_interval_s)
+            await self._flush()
             await self._commit(set(self._assigned))
+
+    async def _flush(self) -> None:
+        """Have the stage write out what it holds (``FLUSH``), if it handled anything since it
+        last did; return once the broker has it, and the batches before it may be committed."""
+        if self._unflushed:
+            async with self._handling:
+                await self._handle_batch(FLUSH)
+            await self._sending.drain()
 
     async def _commit(self, partitions: set[int]) -> None:
         offsets = {
-            TP(self._topic, p): self._done[p]
+            TP(self._topic, p): self._durable[p]
             for p in partitions
-            if p in self._done and self._done[p] != self._committed.get(p)
+            if p in self._durable and self._durable[p] != self._committed.get(p)
         }
         if not offsets:
             return
@@ -257,10 +279,13 @@ class Intake:
         if self._waiting is not None:
             self._waiting.cancel()
         async with self._handling:  # the batch being handled, if any, is handed over
+            if self._writes_behind:
+                await self._handle_batch(FLUSH)
             await self._sending.drain()  # and every batch handed over is delivered
             await self._commit(partitions)
         for partition in partitions:
             self._done.pop(partition, None)
+            self._durable.pop(partition, None)
             self._committed.pop(partition, None)
 
     # -- the reader thread

@@ -23,6 +23,7 @@ import faust
 from streams.rules import assembly, profile
 from streams.rules.attribute_types import AttributeTypes
 from streams.rules.identity import IdKind, derive_profile_id
+from streams.runtime.changelogs import ChangelogTable
 from streams.runtime.faust_internals import table_owners
 from streams.runtime.settings import Settings
 from topology.topics import partition_for
@@ -59,8 +60,8 @@ def device_profile_id(record: dict[str, Any] | None, key: str) -> str | None:
 def serve(
     app: faust.App,
     settings: Settings,
-    profile_states: faust.Table,
-    anonymous_ids: faust.Table,
+    profile_states: ChangelogTable,
+    anonymous_ids: ChangelogTable,
     types: AttributeTypes,
 ) -> None:
     """The profile lookup pages (see streams.runtime.lookup), each answered by the owning worker."""
@@ -77,6 +78,10 @@ def serve(
             if partition in topics.get(changelog, ()):
                 return None if url == str(app.conf.canonical_url) else url
         raise LookupError("partition not assigned")
+
+    def read(table: ChangelogTable, key: str) -> Any:
+        """``key``'s value here, the writes the table holds until its next flush included."""
+        return table.read(partition_for(key, settings.partitions), key)
 
     def refused(view: Any, request: Any) -> Any:
         if settings.api_token and request.headers.get("Authorization") != (
@@ -101,7 +106,7 @@ def serve(
             return view.json({"error": "rebalancing"}, status=503, headers={"Retry-After": "2"})
         if url is not None:
             return await ask(view, request, url, f"/profiles/{profile_id}")
-        found = profile_view(profile_states.get(profile_id), profile_id, types)
+        found = profile_view(read(profile_states, profile_id), profile_id, types)
         if found is None:
             return view.json({"error": f"no profile {profile_id}"}, status=404)
         return view.json(found)
@@ -129,7 +134,7 @@ def serve(
             return view.json({"error": "rebalancing"}, status=503, headers={"Retry-After": "2"})
         if url is not None:
             return await ask(view, request, url, request.path)
-        profile_id = device_profile_id(anonymous_ids.get(key), key)
+        profile_id = device_profile_id(read(anonymous_ids, key), key)
         if profile_id is None:
             return view.json({"error": f"no device {anonymous_id}"}, status=404)
         return await owned_profile(view, request, profile_id)

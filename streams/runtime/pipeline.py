@@ -2,16 +2,17 @@
 input read through librdkafka (streams.runtime.intake), its step applied, its records sent.
 
 Every keyed stage is the same machine around a different pure step: take the messages waiting,
-apply each message's records to the stage's table in the message's partition, write each changed
-key once per message, hand the batch's outputs over together (records for the next stage in one
-envelope per partition) with the changelog records of its writes, and go on with the next batch
-while the broker acknowledges them; once it has them (and every batch before), the batch's
-offsets may be committed. So adding or removing a stage is a change to the declaration and its
-rule, never to this module.
+apply each message's records to the stage's table in the message's partition, hand each changed
+key to the table once per batch (it holds the writes until the stage commits, then writes them
+out with their changelog records: ``ChangelogTable.flush``), hand the batch's outputs over
+together (records for the next stage in one envelope per partition), and go on with the next
+batch while the broker acknowledges them. So adding or removing a stage is a change to the
+declaration and its rule, never to this module.
 
-At-least-once: no commit passes a message whose batch's outputs and changelog records the
-broker does not have (streams.runtime.delivery, ``InOrder``). Every step is idempotent, so a
-redelivered batch changes nothing and its outputs are simply sent again.
+At-least-once: no commit passes a message whose batch's outputs, or the changelog records of
+the state it changed, the broker does not have (streams.runtime.delivery, ``InOrder``;
+streams.runtime.intake). Every step is idempotent, so a redelivered batch changes nothing and
+its outputs are simply sent again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -81,7 +82,6 @@ class Pipeline:
             for stage in self.stages
             for name in (stage.input, *stage.outputs)
         }
-        self._background: set[asyncio.Task[None]] = set()
         self._intakes: dict[str, Intake] = {}  # by input topic
         # the envelopes this worker will read back, kept decoded (runtime.envelopes)
         self._sealed = envelopes.Sealed(self._reads)
@@ -113,6 +113,7 @@ class Pipeline:
                 handle,
                 self.outbox,
                 self.handled,
+                writes_behind=stage.table is not None,
             )
             self._intakes[topic].install()
 
@@ -158,10 +159,9 @@ class Pipeline:
     ) -> Handle:
         """A keyed stage: its records' table partition is the one of the envelope's message."""
 
-        def step(message: Message) -> list[Emit]:
-            # Each changed key is written once per envelope, like Kafka Streams' record cache:
-            # one store write and one changelog record instead of one per update.
-            changed: dict[str, Any] = {}
+        def step(message: Message, changed: dict[str, Any]) -> list[Emit]:
+            """The message's records stepped; the states they change left in ``changed``
+            (its partition's, for the batch)."""
             emits: list[Emit] = []
             offset, partition = message.offset(), message.partition()
             now = _now()  # one clock reading per envelope, as the routing step's per batch
@@ -179,15 +179,21 @@ class Pipeline:
                 if rerendering is not None:
                     rerendering.note(partition, stepped.renders)
                 emits += stepped.emits
-            for key, state in changed.items():
-                table.write(partition, key, state)
             return emits
 
         async def handle(messages: list[Message]) -> tuple[list[Record], Settle]:
+            if not messages:  # the intake commits: the writes held so far go out (intake.FLUSH)
+                table.flush()
+                return self._records([]), self._settled(None, None)
             await self._types_decided()
             emits: list[Emit] = []
+            # A key changed by several records of a batch is handed to the table once
+            changed: dict[int, dict[str, Any]] = {}
             for message in messages:
-                emits += step(message)
+                emits += step(message, changed.setdefault(message.partition(), {}))
+            for partition, states in changed.items():
+                for key, state in states.items():
+                    table.write(partition, key, state)
             marks = None
             if rerendering is not None:
                 partitions = list(dict.fromkeys(message.partition() for message in messages))
@@ -215,20 +221,10 @@ class Pipeline:
 
         def settled(delivered: Delivered) -> None:
             self.changelogs.persist(delivered.offsets)
-            if rerendering is not None and marks is not None and rerendering.store(marks):
-                self._in_background(self._send([]))  # the marks' changelog records
+            if rerendering is not None and marks is not None:
+                rerendering.store(marks)  # written out with the stage's next flush
 
         return settled
-
-    def _in_background(self, sending: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(sending)
-        self._background.add(task)  # held until done: the loop keeps only weak references
-        task.add_done_callback(self._background.discard)
-
-    async def _send(self, emits: list[Emit]) -> None:
-        """``_records`` of ``emits``, returning once the broker has them all, having noted where
-        the changelogs now end."""
-        self.changelogs.persist(await self.outbox.deliver(self._records(emits)))
 
     def _records(self, emits: list[Emit]) -> list[Record]:
         """Outputs one by one, the latest per key; records for another stage in one envelope per

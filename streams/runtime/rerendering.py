@@ -88,17 +88,14 @@ class Rerendering:
         the broker has those records (the next batches may move the marks on meanwhile)."""
         return {p: dict(self._current[p].marks) for p in partitions if p in self._current}
 
-    def store(self, marks: dict[int, dict[str, Any]]) -> bool:
-        """Write ``marks`` where they changed, now that the broker has what they stand for;
-        whether anything was written (its changelog records are pending)."""
-        wrote = False
+    def store(self, marks: dict[int, dict[str, Any]]) -> None:
+        """Write ``marks`` where they changed, now that the broker has what they stand for (the
+        table writes them out with the stage's next flush)."""
         for partition, marked in marks.items():
             # a partition this worker lost meanwhile (forget_partitions) is its new owner's
             if partition in self._current and marked != self._stored.get(partition):
                 self._table.write(partition, RENDERED_KEY, marked)
                 self._stored[partition] = marked
-                wrote = True
-        return wrote
 
     def _marks(self, partition: int) -> Rendered:
         """This partition's marks (read from the table once)."""

@@ -14,7 +14,7 @@ are not processed until recovery has finished either way.
 
 The databases are written without RocksDB's write-ahead log: the changelog is the log. A put of
 a 2 KB value through the WAL cost ~12 us of CPU, four times one without, and a table write is
-one per changed key per envelope. Every write skips it (the tables', the restores', the
+one per changed key per commit interval. Every write skips it (the tables', the restores', the
 persisted offset faust writes), so a crash loses a suffix of the writes, the offset with the
 data it covers: the partition is then restored from the older offset that survived, exactly as
 after a crash with records not yet on the changelog. A clean shutdown flushes what the memtables
@@ -68,15 +68,17 @@ class RestoringStore(RocksDBStore):
         newly_assigned: set[TP],
         generation_id: int = 0,
     ) -> None:
-        self.table.recent.clear()  # partitions close or come back restored (RecentValues)
-        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         topic = self.table.changelog_topic_name
+        # partitions close, or come back restored (ChangelogTable.forget)
+        moved = {tp.partition for tp in revoked | newly_assigned if tp.topic == topic}
+        self.table.forget(moved)
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         opened = sorted(
             tp.partition for tp in newly_assigned if tp.topic == topic and tp.partition in self._dbs
         )
         if opened:
             await self._restore(topic, opened)
-        self.table.recent.clear()  # a batch may have read a revoked partition meanwhile
+        self.table.forget(moved)  # a batch may have read a revoked partition meanwhile
 
     async def _restore(self, topic: str, partitions: list[int]) -> None:
         started = time.monotonic()

@@ -11,6 +11,7 @@ from faust.types import TP
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.runtime import changelogs
 from streams.runtime.changelogs import Changelogs, ChangelogTable, table_json
 from streams.runtime.restore import RestoringStore
 
@@ -37,24 +38,45 @@ def test_a_write_is_read_back_in_its_partition_only(table):
     assert table.read(3, "a") is None
 
 
-def test_faust_reads_what_a_write_wrote(table):
-    """The lookup pages read tables through faust's own API and codecs."""
+def test_faust_reads_what_a_flushed_write_wrote(table):
+    """faust's own API and codecs (its recovery, standbys) read what a flush wrote."""
     table.write(5, "ü", {"n": 1})
+    table.flush()
     assert table.data["ü"] == {"n": 1}
 
 
-def test_each_write_leaves_its_changelog_record_and_a_delete_a_tombstone(table):
-    table.write(5, "a", {"n": 1})
-    table.write(5, "a", None)
-    records = [(r.topic, r.key, r.value, r.partition) for r in table.pending]
+def test_writes_are_held_until_the_flush_which_writes_each_key_once(table):
     topic = table.changelog_topic_name
-    assert records == [(topic, b'"a"', b'{"n":1}', 5), (topic, b'"a"', None, 5)]
-    assert table.read(5, "a") is None
+    table.write(5, "a", {"n": 1})
+    table.write(5, "a", {"n": 2})
+    table.write(5, "b", {"n": 3})
+    table.write(5, "b", None)
+    assert table.read(5, "a") == {"n": 2} and table.read(5, "b") is None
+    assert table.pending == [] and "a" not in table.data
+    table.recent.clear()  # what was written reads back from the held writes, not a cache
+    assert table.read(5, "a") == {"n": 2}
+    table.flush()
+    records = [(r.topic, r.key, r.value, r.partition) for r in table.pending]
+    assert records == [(topic, b'"a"', b'{"n":2}', 5), (topic, b'"b"', None, 5)]
+    assert table.data["a"] == {"n": 2} and "b" not in table.data
+    table.flush()
+    assert len(table.pending) == 2  # nothing held is written twice
+
+
+def test_a_table_holding_too_many_writes_writes_them_out(table, monkeypatch):
+    monkeypatch.setattr(changelogs, "HELD_LIMIT", 2)
+    table.write(1, "a", 1)
+    table.write(2, "b", 2)
+    assert table.pending == []
+    table.write(1, "c", 3)
+    assert sorted(r.key for r in table.pending) == [b'"a"', b'"b"', b'"c"']
+    assert table.unflushed == {} and table.data["c"] == 3
 
 
 def test_the_changelogs_hand_their_records_over_once(table):
     changelogs = Changelogs([table], {}, lambda records, seconds: None)
     table.write(1, "a", 1)
+    table.flush()
     assert len(changelogs.take()) == 1
     assert changelogs.take() == []
 
@@ -69,12 +91,17 @@ def test_a_partitions_items_come_back_as_written_without_fausts_offset(table):
     table.write(2, "\x00rendered", {})
     table.write(3, "b", 1)
     table.data.set_persisted_offset(TP(table.changelog_topic_name, 2), 7)
-    assert sorted(table.items(2)) == [("\x00rendered", {}), ("a", {"n": 1})]
+    assert sorted(table.items(2)) == [("\x00rendered", {}), ("a", {"n": 1})]  # held
+    table.flush()
+    assert sorted(table.items(2)) == [("\x00rendered", {}), ("a", {"n": 1})]  # written
+    table.write(2, "a", None)
+    table.write(2, "c", 3)
+    assert sorted(table.items(2)) == [("\x00rendered", {}), ("c", 3)]  # both, held first
 
 
 def test_a_late_report_of_an_older_offset_never_lowers_the_persisted_one(table):
-    """A rendering mark sent on its own may be reported after a later batch of its partition:
-    recovery must still resume after the highest offset on the broker."""
+    """Recovery resumes after the highest offset on the broker, whatever order reports come
+    in."""
     changelogs = Changelogs([table], {}, lambda records, seconds: None)
     topic = table.changelog_topic_name
     changelogs.persist({(topic, 1): 64})
@@ -88,21 +115,27 @@ def test_recent_values_are_read_back_decoded_and_stay_bounded(table):
     for key in "abc":
         table.write(1, key, {"k": key})
     assert list(table.recent.values) == [(1, "b"), (1, "c")]  # the oldest went first
+    table.flush()
     assert table.read(1, "a") == {"k": "a"}  # from RocksDB, and kept again
     assert list(table.recent.values) == [(1, "c"), (1, "a")]
     table.write(1, "c", None)
     assert table.read(1, "c") is None
 
 
-def test_a_rebalance_forgets_the_recent_values(table):
+def test_a_rebalance_forgets_the_recent_values_and_the_writes_held_for_moved_partitions(table):
+    """The intake flushes before it gives partitions up; whatever a batch wrote to them after
+    that belongs to input their next owner reads again."""
     table.write(1, "a", {"k": 1})
+    table.write(2, "b", {"k": 2})
     asyncio.run(table.data.on_rebalance(set(), {TP(table.changelog_topic_name, 1)}, set()))
     assert table.recent.values == {}
+    assert table.read(1, "a") is None and table.read(2, "b") == {"k": 2}
 
 
 def test_table_writes_skip_rocksdb_write_ahead_log(table):
     """The changelog is the log (streams.runtime.restore): nothing goes to RocksDB's WAL."""
     table.write(5, "a", {"n": "x" * 10_000})
+    table.flush()
     table.data.set_persisted_offset(TP(table.changelog_topic_name, 5), 7)
     wal = list(table.data.partition_path(5).glob("*.log"))
     assert wal and all(path.stat().st_size == 0 for path in wal)

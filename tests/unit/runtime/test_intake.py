@@ -1,4 +1,5 @@
-"""What the intakes may commit: the handled watermark of the current generation."""
+"""What the intakes may commit: the handled watermark of the current generation, and for a
+stage with a table what its last flush covers."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 import pytest
 from faust.types import TP
 
+from streams.runtime import intake as intake_module
 from streams.runtime.delivery import Outbox, Record
-from streams.runtime.intake import HandledOffsets, Intake, Settle, chunks
+from streams.runtime.intake import FLUSH, HandledOffsets, Intake, Settle, chunks
 
 TOPIC = TP("identify-events-by-anonymous", 0)
 
@@ -97,5 +99,89 @@ def test_an_intake_stopped_while_a_batch_waits_is_cancelled_itself():
         batch.cancel()
         with pytest.raises(asyncio.CancelledError):
             await batch
+
+    asyncio.run(scenario())
+
+
+class PlacedMessage(FakeMessage):
+    def __init__(self, partition: int, offset: int) -> None:
+        super().__init__(b"x")
+        self._partition, self._offset = partition, offset
+
+    def partition(self) -> int:
+        return self._partition
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeConsumer:
+    def __init__(self) -> None:
+        self.committed: list[dict[TP, int]] = []
+
+
+def _writing_intake(writes_behind: bool) -> tuple[Intake, list[list[Any]]]:
+    """An intake whose stage handles every batch at once; ``handled`` lists the batches."""
+    handled: list[list[Any]] = []
+
+    async def handle(messages: list[Any]) -> tuple[list[Record], Settle]:
+        handled.append(messages)
+        return [], lambda delivered: None
+
+    app: Any = FakeApp()
+    app.consumer = FakeConsumer()
+    intake = Intake(
+        app, "input", {}, 100, 500, 1.0, handle, Outbox({}, 1), HandledOffsets(), writes_behind
+    )
+    intake._assign({0, 1})
+    return intake, handled
+
+
+@pytest.fixture
+def commits(monkeypatch) -> list[dict[TP, int]]:
+    """What the intakes commit, in order (instead of committing it through faust)."""
+    made: list[dict[TP, int]] = []
+
+    async def commit_offsets(consumer: Any, offsets: dict[TP, int]) -> bool:
+        made.append(dict(offsets))
+        return True
+
+    monkeypatch.setattr(intake_module.faust_internals, "commit_offsets", commit_offsets)
+    return made
+
+
+def test_a_stage_with_a_table_commits_only_what_a_flush_on_the_broker_covers(commits):
+    """Its table holds writes until a FLUSH batch writes them out: input handled before that
+    batch is delivered may have changed state the changelog does not have yet."""
+
+    async def scenario() -> None:
+        intake, handled = _writing_intake(writes_behind=True)
+        await intake._handle_batch([PlacedMessage(0, 0), PlacedMessage(0, 1)])
+        await intake._sending.drain()
+        await intake._commit({0, 1})
+        assert commits == []  # handled and delivered, but its writes are held
+        await intake._flush()
+        assert handled[-1] is FLUSH
+        await intake._commit({0, 1})
+        assert commits == [{TP("input", 0): 2}]
+        await intake._flush()  # nothing handled since: no FLUSH
+        assert len(handled) == 2
+        await intake._handle_batch([PlacedMessage(1, 7)])
+        await intake._let_go({1})  # giving partitions up flushes before it commits
+        assert handled[-1] is FLUSH
+        assert commits[-1] == {TP("input", 1): 8}
+
+    asyncio.run(scenario())
+
+
+def test_a_stage_without_a_table_commits_what_was_delivered(commits):
+    async def scenario() -> None:
+        intake, handled = _writing_intake(writes_behind=False)
+        await intake._handle_batch([PlacedMessage(0, 0), PlacedMessage(1, 4)])
+        await intake._sending.drain()
+        await intake._flush()
+        await intake._let_go({0, 1})
+        assert all(batch is not FLUSH for batch in handled)
+        assert commits == [{TP("input", 0): 1, TP("input", 1): 5}]
 
     asyncio.run(scenario())
