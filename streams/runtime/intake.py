@@ -279,9 +279,10 @@ class Intake:
         if self._waiting is not None:
             self._waiting.cancel()
         async with self._handling:  # the batch being handled, if any, is handed over
-            if self._writes_behind:
-                await self._handle_batch(FLUSH)
             await self._sending.drain()  # and every batch handed over is delivered
+            if self._writes_behind:  # and what they wrote (their settling too) written out
+                await self._handle_batch(FLUSH)
+                await self._sending.drain()
             await self._commit(partitions)
         for partition in partitions:
             self._done.pop(partition, None)
