@@ -134,8 +134,8 @@ def on_anonymous_event(
     owner: Claim | None = record["owner"]
     if owner is not None and _stamp(owner) == _stamp(claim):
         # This very claim made the current owner: a redelivery. The table can be ahead of the
-        # outputs (faust writes the changelog at once, and the outputs at commit), so send the
-        # transition again; every receiver applies it idempotently.
+        # outputs (after a crash, its flush on the broker and an earlier batch's outputs not),
+        # so send the transition again; every receiver applies it idempotently.
         emits += _transition_emits(record, key, user_profile, types, now)
     elif owner is not None and owner["userId"] == claim["userId"]:
         # The owner's latest login too: it relinks the device if an erasure forgets the first.
