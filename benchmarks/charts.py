@@ -89,7 +89,9 @@ def peers_chart(rows: list[dict[str, Any]], path: Path) -> Path:
     systems' bars, which are what the chart compares, would be slivers. The scale is set by the
     systems; a bar beyond it is cut at the edge and says its value."""
     ys = range(len(rows))
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    figure, (left, right) = plt.subplots(
+        1, 2, figsize=(11, max(4.0, 1.0 + 0.24 * len(rows))), sharey=True
+    )
     for axis, key, color, label, fmt in (
         (left, "events_per_s", "#1f77b4", "events/s (to the last output)", "{:,.0f}"),
         (right, "cpu_ms_per_event", "#ff7f0e", "CPU ms per event (all its processes)", "{}"),
