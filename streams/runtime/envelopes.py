@@ -45,24 +45,32 @@ def seal(records: list[tuple[str, Any]], limit: int = MAX_ENVELOPE_BYTES) -> lis
 
     A record larger than ``limit`` travels alone rather than being refused.
     """
+    return [envelope for envelope, _ in pieces(records, limit)]
+
+
+def pieces(
+    records: list[tuple[str, Any]], limit: int = MAX_ENVELOPE_BYTES
+) -> list[tuple[bytes, list[tuple[str, Any]]]]:
+    """``seal(records)``, each envelope with the records it carries."""
     # Nearly always they all fit in one: then that is their array encoded at once (orjson
     # writes no spaces, so these are the very bytes the joining below would make).
     whole = orjson.dumps(records)
     if len(whole) <= limit:
-        return [whole] if records else []
-    envelopes: list[bytes] = []
+        return [(whole, records)] if records else []
+    sealed: list[tuple[bytes, list[tuple[str, Any]]]] = []
     batch: list[bytes] = []
+    first = 0  # the index of the batch's first record
     size = 1  # the envelope's length so far: "[" and "]", less the comma its first item saves
-    for key, value in records:
+    for n, (key, value) in enumerate(records):
         item = orjson.dumps([key, value])
         if batch and size + len(item) + 1 > limit:
-            envelopes.append(b"[" + b",".join(batch) + b"]")
-            batch, size = [], 1
+            sealed.append((b"[" + b",".join(batch) + b"]", records[first:n]))
+            batch, size, first = [], 1, n
         batch.append(item)
         size += len(item) + 1
     if batch:
-        envelopes.append(b"[" + b",".join(batch) + b"]")
-    return envelopes
+        sealed.append((b"[" + b",".join(batch) + b"]", records[first:]))
+    return sealed
 
 
 def unseal(envelope: bytes) -> list[list[Any]]:
@@ -87,16 +95,19 @@ class Sealed:
         self._bytes = 0
 
     def seal(self, topic: str, partition: int, records: list[tuple[str, Any]]) -> list[bytes]:
-        """``seal(records)``, remembering their records when this worker reads the partition
-        and they fit in one envelope (nearly always; split ones are decoded when read)."""
-        sealed = seal(records)
-        if len(sealed) == 1 and self._reads(topic, partition) and sealed[0] not in self._kept:
-            self._kept[sealed[0]] = records
-            self._bytes += len(sealed[0])
+        """``seal(records)``, remembering each envelope's records when this worker reads the
+        partition. A batch that lagged behind makes envelopes of its own over the limit (a
+        first batch after start-up may, or one under full load): kept piece by piece too."""
+        sealed = pieces(records)
+        if self._reads(topic, partition):
+            for envelope, carried in sealed:
+                if envelope not in self._kept:
+                    self._kept[envelope] = carried
+                    self._bytes += len(envelope)
             while self._bytes > self._limit:
                 envelope, _ = self._kept.popitem(last=False)
                 self._bytes -= len(envelope)
-        return sealed
+        return [envelope for envelope, _ in sealed]
 
     def unseal(self, envelope: bytes) -> Sequence[Keyed]:
         """The records of ``envelope``: those sealed here, else decoded."""

@@ -6,7 +6,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from streams.rules import partitioning
-from streams.runtime.envelopes import Sealed, seal, unseal
+from streams.runtime.envelopes import MAX_ENVELOPE_BYTES, Sealed, pieces, seal, unseal
 from topology.topics import partition_for
 
 json_values = st.recursive(
@@ -59,6 +59,11 @@ def test_sealed_as_one_record_at_a_time(items, limit):
     if batch:
         expected.append(b"[" + b",".join(batch) + b"]")
     assert seal(items, limit) == expected
+    carried = pieces(items, limit)
+    assert [envelope for envelope, _ in carried] == expected
+    assert [r for _, records in carried for r in records] == items
+    for envelope, records in carried:
+        assert [tuple(record) for record in unseal(envelope)] == records
 
 
 def test_a_worker_reads_back_the_records_it_sealed_for_a_partition_it_reads():
@@ -70,6 +75,16 @@ def test_a_worker_reads_back_the_records_it_sealed_for_a_partition_it_reads():
     assert sealed.unseal(bytes(mine)) is records  # taken by the bytes, not decoded
     assert sealed.unseal(bytes(mine)) == [["a", {"x": [1, 2]}], ["b", None]]  # read again
     assert sealed.unseal(other) == [["a", {"x": [1, 2]}], ["b", None]]
+
+
+def test_records_split_over_several_envelopes_are_read_back_piece_by_piece():
+    sealed = Sealed(lambda topic, partition: True)
+    records = [(f"key-{n}", "v" * (MAX_ENVELOPE_BYTES // 3)) for n in range(5)]
+    envelopes = sealed.seal("t", 0, records)
+    assert len(envelopes) == 3
+    taken = [sealed.unseal(envelope) for envelope in envelopes]
+    assert [record for piece in taken for record in piece] == records  # the objects sealed
+    assert all(isinstance(record, tuple) for piece in taken for record in piece)
 
 
 def test_what_a_worker_keeps_to_read_back_is_bounded_oldest_first():
