@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 import localkafka
 from localkafka import registry
 from streams.runtime.settings import Settings
+from streams.tools.history import profile_histories
 from streams.tools.publisher import Message, publish
 from streams.tools.readback import latest_by_key, read_all, wait_caught_up
 from streams.tools.supervisor import WorkerProcess
@@ -155,6 +156,44 @@ class Deployment:
     def profile_history(self) -> list[tuple[str | None, Any, int]]:
         return read_all(self.kafka_config, self.topology.profiles.name, PROFILE.decode)
 
+    def explain(
+        self,
+        got: dict[str, dict[str, Any]],
+        want: dict[str, dict[str, Any]],
+        traced: Iterable[str] = (),
+        limit: int = 3,
+    ) -> list[str]:
+        """How the profiles ``got`` differ from ``want``, and the history of the first ``limit``
+        that do (``streams.tools.history``), tracing ``traced`` and their last messages."""
+        differing = sorted(k for k in got.keys() & want.keys() if got[k] != want[k])
+        missing, extra = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
+        lines = [
+            f"of {len(want)} profiles, {len(differing)} differ, {len(missing)} are missing and "
+            f"{len(extra)} unexpected"
+        ]
+        for profile_id in (differing + missing + extra)[:limit]:
+            mine, model = got.get(profile_id, {}), want.get(profile_id, {})
+            fields = sorted(f for f in mine.keys() | model.keys() if mine.get(f) != model.get(f))
+            lines.append(f"profile {profile_id} differs in {', '.join(fields)}:")
+            lines += [f"  {f}: {mine.get(f)!r:.300} (model: {model.get(f)!r:.300})" for f in fields]
+            last = {p["lastMessageId"] for p in (mine, model) if p.get("lastMessageId")}
+            lines += profile_histories(
+                self.kafka_config, self.topology, [profile_id], {*traced, *last}
+            )
+        return lines + self.worker_events()
+
+    def worker_events(self) -> list[str]:
+        """The lines of the workers' logs that mark a change of hands: starts, group
+        generations, restores, signals, exits (to line up with the records' times)."""
+        lines = []
+        for name, worker in self.workers.items():
+            lines.append(f"-- {name}: {worker.log_path}")
+            text = worker.log_path.read_text(errors="replace") if worker.log_path.exists() else ""
+            for line in text.splitlines():
+                if any(mark in line for mark in _WORKER_EVENTS):
+                    lines.append(line.strip()[:200])
+        return lines
+
     def merges(self) -> dict[str, dict[str, Any]]:
         return latest_by_key(
             self.kafka_config, self.topology.profile_merges.name, PROFILE_MERGE.decode
@@ -201,6 +240,18 @@ class Deployment:
         delete_topics(self.kafka_config, sorted((own & existing.keys()) | internal))
         for name in self.workers:
             shutil.rmtree(self.data_dir(name), ignore_errors=True)
+
+
+# what ``Deployment.worker_events`` picks out of a worker's log
+_WORKER_EVENTS = (
+    "Joined group",
+    "restored ",
+    "Signal received",
+    "failed; exiting",
+    "stalled",
+    "Worker]: Ready",
+    "dropped; read again",
+)
 
 
 def _ask(port: int, page: str, timeout: float = 10.0) -> Any:

@@ -8,6 +8,7 @@ worker processes and restarts, so agreement shows the Kafka wiring keeps the sem
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import signal
@@ -24,7 +25,7 @@ from streams.tools.readback import lag
 from streams.tools.workload import WorkloadSpec, generate
 from tests.factories import identify
 from tests.simulation import simulate
-from topology.stages import TABLES
+from topology.stages import ANONYMOUS_IDS, PROFILE_STATE, TABLES
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +43,9 @@ def links(merges):
 
 def assert_matches_model(deployment, messages):
     want = simulate(messages)
-    assert deployment.profiles() == want.profiles
+    got = deployment.profiles()
+    if got != want.profiles:  # a post-mortem: how they differ, and the history of a few
+        pytest.fail("\n".join(deployment.explain(got, want.profiles)), pytrace=False)
     assert links(deployment.merges()) == links(want.merges)
     assert refusals(deployment.rejections()) == refusals(want.rejections)
 
@@ -199,6 +202,31 @@ def test_one_worker_command_runs_a_process_per_core_and_restarts_a_lost_one(depl
     worker.stop()  # SIGTERM to the command stops every process cleanly
     assert worker.process.returncode == 0
     assert _children(worker.process.pid) == []
+
+
+def test_a_result_that_differs_from_the_model_is_explained_by_its_history(deployment):
+    """The post-mortem a failing crash test prints: the differing profile's commands, states,
+    devices and publications, and the workers' changes of hands."""
+    messages = generate(WorkloadSpec(people=30, seed=3, shared_device_rate=0.2))
+    deployment.start_worker()
+    deployment.publish(messages)
+    deployment.wait_processed()
+    want = copy.deepcopy(simulate(messages).profiles)
+    pid = min(k for k, p in want.items() if p["userId"] and p["anonymousIds"])
+    want[pid]["anonymousIds"] = [*want[pid]["anonymousIds"], "anon-never-seen"]
+    lines = deployment.explain(deployment.profiles(), want)
+    assert lines[0] == f"of {len(want)} profiles, 1 differ, 0 are missing and 0 unexpected"
+    assert lines[1] == f"profile {pid} differs in anonymousIds:"
+    text = "\n".join(lines)
+    topology = deployment.topology
+    for topic, what in (
+        (topology.changelog(PROFILE_STATE.name).name, f" {pid} at="),
+        (topology.events_by_profile.name, f" {pid} attach member="),
+        (topology.changelog(ANONYMOUS_IDS.name).name, " owner="),
+        (topology.profiles.name, f" {pid} +"),
+    ):
+        assert any(line.startswith(f"{topic}[") and what in line for line in lines), topic
+    assert "Joined group" in text
 
 
 def _children(pid):
