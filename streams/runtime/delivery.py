@@ -211,6 +211,11 @@ class InOrder:
         self._outbox = outbox
         self._depth = depth
         self._in_flight: deque[Delivery] = deque()
+        # The last delivery started: the next one settles after it. Not the queue's tail: a
+        # drain takes deliveries out of the queue before they settle, and a batch sent
+        # meanwhile settled before them, its input marked handled and committed with a flush
+        # that did not hold its table writes (a crash then lost them: make chaos, 2026-12-03).
+        self._last: Delivery | None = None
 
     async def send(self, records: list[Record], on_delivered: Callable[[Delivered], None]) -> None:
         """Return once librdkafka has ``records``; ``on_delivered`` runs once the broker does."""
@@ -218,8 +223,7 @@ class InOrder:
             self._in_flight[0].done() or len(self._in_flight) >= self._depth
         ):
             await asyncio.shield(self._in_flight.popleft())  # goes on if the stage is stopped
-        after = self._in_flight[-1] if self._in_flight else None
-        delivery = await self._outbox.start(records, after)
+        delivery = self._last = await self._outbox.start(records, self._last)
 
         def settled(done: Delivery) -> None:
             if not done.cancelled() and done.exception() is None:
@@ -232,6 +236,8 @@ class InOrder:
         """Until every delivery started so far has settled."""
         while self._in_flight:
             await asyncio.shield(self._in_flight.popleft())
+        if self._last is not None:  # one a send took out of the queue: it settles after the rest
+            await asyncio.shield(self._last)
 
 
 def _produce_until_full(producer: Producer, records: list[Record], batch: _Batch) -> list[Record]:

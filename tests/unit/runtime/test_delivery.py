@@ -120,6 +120,27 @@ def test_deliveries_settle_in_the_order_they_started(outbox):
     assert settled == ["1", "2", "3"]
 
 
+def test_a_batch_sent_while_the_stage_drains_settles_after_the_batches_before_it(outbox):
+    """The intake drains its stage's deliveries before each commit while the stage sends its
+    next batch. That batch must still be marked handled after the earlier ones (here a flush
+    that needs a retry): before, the flush's offsets would include it, and the commit would pass
+    a batch whose table writes that flush does not hold (a crash then lost them for good)."""
+    box, _ = outbox
+    settled: list[str] = []
+
+    async def scenario() -> None:
+        sending = delivery.InOrder(box, depth=4)
+        await sending.send([Record("changelog", b"j", b"x", 0)], lambda d: settled.append("flush"))
+        draining = asyncio.ensure_future(sending.drain())
+        await asyncio.sleep(0)  # the drain takes the flush's delivery out of the queue
+        await sending.send([Record("profiles", b"p", b"v", 1)], lambda d: settled.append("batch"))
+        await draining
+        await sending.drain()
+
+    asyncio.run(scenario())
+    assert settled == ["flush", "batch"]
+
+
 def test_a_later_delivery_produces_again_what_an_earlier_one_had_to(outbox):
     """A key written by two batches keeps the later batch's value as its last record."""
     box, made = outbox
