@@ -286,9 +286,10 @@ def run(deployment: Deployment, plan: Plan, say: Say = print) -> Outcome:
         found = [f"late: {d}" for d in found if d not in again] + again
     outcome.differences += found
     if found:  # a post-mortem: the history of a few profiles that differ
-        _, lost = accounting(messages, deployment.profiles(), deployment.rejections())
+        profiles = deployment.profiles()
+        _, lost = accounting(messages, profiles, deployment.rejections())
         outcome.differences += deployment.explain(
-            deployment.profiles(), clean_run(plan).profiles, sorted(lost)[:10], limit=2
+            profiles, clean_run(plan).profiles, sorted(lost)[:10], limit=2
         )
     outcome.notes += watchdog_notes(deployment)
     outcome.seconds = time.monotonic() - started

@@ -164,22 +164,23 @@ class Deployment:
         limit: int = 3,
     ) -> list[str]:
         """How the profiles ``got`` differ from ``want``, and the history of the first ``limit``
-        that do (``streams.tools.history``), tracing ``traced`` and their last messages."""
+        that do (``streams.tools.history``, the topics read once for all of them), tracing
+        ``traced`` and their last messages."""
         differing = sorted(k for k in got.keys() & want.keys() if got[k] != want[k])
         missing, extra = sorted(want.keys() - got.keys()), sorted(got.keys() - want.keys())
         lines = [
             f"of {len(want)} profiles, {len(differing)} differ, {len(missing)} are missing and "
             f"{len(extra)} unexpected"
         ]
-        for profile_id in (differing + missing + extra)[:limit]:
+        shown = (differing + missing + extra)[:limit]
+        tracing = set(traced)
+        for profile_id in shown:
             mine, model = got.get(profile_id, {}), want.get(profile_id, {})
             fields = sorted(f for f in mine.keys() | model.keys() if mine.get(f) != model.get(f))
             lines.append(f"profile {profile_id} differs in {', '.join(fields)}:")
             lines += [f"  {f}: {mine.get(f)!r:.300} (model: {model.get(f)!r:.300})" for f in fields]
-            last = {p["lastMessageId"] for p in (mine, model) if p.get("lastMessageId")}
-            lines += profile_histories(
-                self.kafka_config, self.topology, [profile_id], {*traced, *last}
-            )
+            tracing |= {p["lastMessageId"] for p in (mine, model) if p.get("lastMessageId")}
+        lines += profile_histories(self.kafka_config, self.topology, shown, tracing)
         return lines + self.worker_events()
 
     def worker_events(self) -> list[str]:
