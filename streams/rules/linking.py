@@ -280,7 +280,9 @@ def _presence(event: IdentifyEvent) -> IdentifyEvent:
 def _for_user(event: IdentifyEvent) -> dict[str, Any]:
     """The JSON form of an event for the user it names: without the device, whose slice is
     this stage's."""
-    return {**to_json(event), "anonymousId": None}
+    data = to_json(event)
+    data.pop("anonymousId", None)
+    return data
 
 
 def _merge_record(

@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.rules.events import from_json
+from streams.rules.events import IdentifyEvent, from_json, to_json
 from streams.rules.identity import IdKind, derive_profile_id
 from streams.rules.outcomes import BY_ANONYMOUS, BY_PROFILE, REJECTIONS, Source
 from streams.rules.routing import route
@@ -95,3 +95,58 @@ def test_undecodable_bytes_are_refused_with_their_raw_bytes():
 def test_route_never_raises_and_always_says_something(data):
     for payload in (data, IDENTIFY_EVENT.header + data):
         assert route(payload, SOURCE, now=1).emits
+
+
+_names = st.sampled_from(["city", "custom.plan", "custom.n", "firstName"])
+_typed = st.one_of(st.just(["string", "x"]), st.just(["number", 2]), st.just("Oslo"))
+
+
+@given(
+    anon=st.none() | st.just("a-1"),
+    user=st.none() | st.just("u-1"),
+    profile_id=st.none() | st.just("p-1"),
+    set_=st.dictionaries(_names, _typed, max_size=2),
+    set_once=st.dictionaries(_names, _typed, max_size=2),
+    unset=st.frozensets(_names, max_size=2),
+    increment=st.dictionaries(st.just("custom.n"), st.integers(-3, 3), max_size=1),
+    append=st.dictionaries(st.just("custom.l"), st.just(["x"]), max_size=1),
+    erase=st.none() | st.sampled_from(["recreate", "block"]),
+)
+def test_the_forwarded_event_reads_back_as_the_event(
+    anon, user, profile_id, set_, set_once, unset, increment, append, erase
+):
+    """The JSON between stages leaves out what is empty, and reads back as the same event;
+    the complete form that older workers wrote reads back as the same event too."""
+    event = IdentifyEvent(
+        "m-1",
+        5,
+        "ws",
+        anon,
+        user,
+        profile_id,
+        set_,
+        set_once,
+        unset,
+        increment=increment,
+        append=append,
+        erase=erase,
+    )
+    sent = to_json(event)
+    assert from_json(sent) == event
+    assert all(value not in (None, {}, []) for value in sent.values())
+    complete = {
+        "messageId": "m-1",
+        "timestamp": 5,
+        "workspaceId": "ws",
+        "anonymousId": anon,
+        "userId": user,
+        "profileId": profile_id,
+        "set": set_,
+        "setOnce": set_once,
+        "unset": sorted(unset),
+        "increment": increment,
+        "append": append,
+        "remove": {},
+        "erase": erase,
+    }
+    assert from_json(complete) == event
