@@ -28,6 +28,7 @@ from streams.runtime.intake import HandledOffsets
 from streams.runtime.pipeline import Pipeline
 from streams.runtime.rerendering import Rechecks
 from streams.runtime.settings import Security, Settings
+from streams.runtime.worker_app import WorkerApp
 from topology.stages import ANONYMOUS_IDS, PROFILE_STATE, STAGES, TABLES
 
 # Per table partition (a worker holds 4 tables x its partitions). faust's defaults (64 MiB write
@@ -66,14 +67,14 @@ def _broker_urls(bootstrap_servers: str) -> list[str]:
     return [f"kafka://{server.strip()}" for server in bootstrap_servers.split(",")]
 
 
-def build_app(settings: Settings) -> faust.App:
+def build_app(settings: Settings) -> WorkerApp:
     """A worker's faust App for these settings (tables, pages, every declared stage)."""
     faust_internals.check()
     faust_internals.limit_fetch_wait(FAUST_FETCH_MAX_WAIT_MS)
     # Before anything starts: registers the output schemas, refusing incompatible ones.
     encode = output_encoding.encoder(settings)
     topology = settings.topology()
-    app = faust.App(
+    app = WorkerApp(
         settings.app_id,
         broker=_broker_urls(settings.bootstrap_servers),
         broker_credentials=_credentials(settings.security),
@@ -154,8 +155,8 @@ def build_app(settings: Settings) -> faust.App:
 
     @app.on_before_shutdown.connect
     def close_outbox(sender: faust.App, **kwargs: Any) -> None:
-        """After the consumer's last commit and the input's (connected before this): every batch
-        has awaited its outputs by then."""
+        """After the inputs let go (``on_stopping``, sent before this): every batch has awaited
+        its outputs by then."""
         outbox.close()
 
     @app.task

@@ -27,7 +27,7 @@ assignment, tables, changelog recovery, commits.
   offsets done before that batch, once the broker has it too, are committed;
 * when the group takes partitions away, their queued batches are dropped, the batches in
   flight are delivered and their offsets committed before faust lets them go; on shutdown the
-  same for all.
+  same for all, before faust closes the tables (``WorkerApp.on_stopping``).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from faust.types import TP
 from streams.runtime import faust_internals, garbage_collection
 from streams.runtime.delivery import Delivered, InOrder, Outbox, Record
 from streams.runtime.watchdog import EXIT_STALLED
+from streams.runtime.worker_app import WorkerApp
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Intake:
 
     def __init__(
         self,
-        app: faust.App,
+        app: WorkerApp,
         topic: str,
         kafka_config: dict[str, str],
         batch_size: int,
@@ -150,7 +151,7 @@ class Intake:
         self._app.topics.add(self._app.topic(self._topic, internal=False))
         self._app.on_partitions_revoked.connect(self._on_revoked)
         self._app.on_partitions_assigned.connect(self._on_assigned)
-        self._app.on_before_shutdown.connect(self._on_shutdown)
+        self._app.on_stopping.connect(self._on_stopping)
         self._app.task(self._run)
 
     def reads(self, partition: int) -> bool:
@@ -260,7 +261,7 @@ class Intake:
         if gone:
             await self._let_go(gone)
 
-    async def _on_shutdown(self, sender: faust.App, **kwargs: Any) -> None:
+    async def _on_stopping(self, sender: WorkerApp, **kwargs: Any) -> None:
         await self._let_go(set(self._assigned))
         self._stopping.set()
         if self._thread is not None:

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import faust
 import orjson
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
@@ -38,6 +37,7 @@ from streams.runtime.delivery import Delivered, Outbox, Record
 from streams.runtime.intake import Handle, HandledOffsets, Intake, Settle
 from streams.runtime.output_encoding import Encode
 from streams.runtime.rerendering import Rerendering
+from streams.runtime.worker_app import WorkerApp
 from streams.runtime.writer_schemas import WriterSchemas
 from topology.stages import StageSpec
 from topology.topics import Topology, partition_for
@@ -90,7 +90,7 @@ class Pipeline:
         intake = self._intakes.get(topic)
         return intake is not None and intake.reads(partition)
 
-    def install(self, app: faust.App, tables: dict[str, ChangelogTable]) -> None:
+    def install(self, app: WorkerApp, tables: dict[str, ChangelogTable]) -> None:
         """Each stage's input read through librdkafka, in faust's group (runtime.intake)."""
         logger.info("rules %s", native.mode())
         for stage in self.stages:
