@@ -306,7 +306,7 @@ class Intake:
                     self._stopping.wait(0.05)
                     continue
                 messages = []
-                for message in self._take(consumer):
+                for message in take(consumer, self._batch_size, IDLE_WAIT_S):
                     if message.error() is None:
                         messages.append(message)
                     else:
@@ -324,15 +324,18 @@ class Intake:
         finally:
             consumer.close()
 
-    def _take(self, consumer: Consumer) -> list[Message]:
-        """What librdkafka has fetched, up to ``batch_size``, as soon as there is one message
-        (it prefetches continuously, so under load that is a full batch)."""
-        taken = consumer.consume(self._batch_size, 0)
-        if not taken:
-            taken = consumer.consume(1, IDLE_WAIT_S)
-            if taken:
-                taken += consumer.consume(self._batch_size - 1, 0)
-        return taken
+
+def take(consumer: Consumer, limit: int, wait_s: float) -> list[Message]:
+    """What librdkafka has fetched, up to ``limit`` messages and events, as soon as there is
+    one (waiting at most ``wait_s`` for it). It prefetches continuously, so under load that is a
+    full batch; ``consume(limit, wait_s)`` would instead wait out ``wait_s`` whenever fewer than
+    ``limit`` are left: every batch of a quiet input, the last of every restore."""
+    taken = consumer.consume(limit, 0)
+    if not taken:
+        taken = consumer.consume(1, wait_s)
+        if taken:
+            taken += consumer.consume(limit - 1, 0)
+    return taken
 
 
 def chunks(messages: list[Message], limit: int) -> Iterator[list[Message]]:

@@ -35,10 +35,12 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.stores.rocksdb import Store as RocksDBStore
 from faust.types import TP
 
+from streams.runtime.intake import take
+
 logger = logging.getLogger(__name__)
 
 BATCH_RECORDS = 10_000  # per consume call, and at most per RocksDB write batch
-CONSUME_WAIT_S = 0.05  # librdkafka waits this long for a call's records to fill up
+CONSUME_WAIT_S = 0.05  # at most between two records (see intake.take)
 
 OnRestored = Callable[[int, float], None]  # records, seconds
 
@@ -110,7 +112,7 @@ class RestoringStore(RocksDBStore):
                 return
             consumer.assign(starts)
             while ends:
-                messages = await asyncio.to_thread(consumer.consume, BATCH_RECORDS, CONSUME_WAIT_S)
+                messages = await asyncio.to_thread(take, consumer, BATCH_RECORDS, CONSUME_WAIT_S)
                 count += self._write(topic, messages, ends)
         finally:
             consumer.close()

@@ -11,7 +11,7 @@ from faust.types import TP
 
 from streams.runtime import intake as intake_module
 from streams.runtime.delivery import Outbox, Record
-from streams.runtime.intake import FLUSH, HandledOffsets, Intake, Settle, chunks
+from streams.runtime.intake import FLUSH, HandledOffsets, Intake, Settle, chunks, take
 
 TOPIC = TP("identify-events-by-anonymous", 0)
 
@@ -48,6 +48,40 @@ def test_a_backlog_of_envelopes_is_handled_in_batches_of_bounded_bytes():
     ]
     assert [m for chunk in got for m in chunk] == messages
     assert list(chunks([], 1000)) == []
+
+
+class Fetched:
+    """librdkafka's consume: up to ``n`` of what it has fetched, the first one waited for."""
+
+    def __init__(self, ready: list[str], arriving: list[str]) -> None:
+        self.ready, self.arriving = ready, arriving  # arriving: only after a wait
+        self.calls: list[tuple[int, float]] = []
+
+    def consume(self, n: int, timeout: float) -> list[str]:
+        self.calls.append((n, timeout))
+        if not self.ready and timeout > 0:
+            self.ready, self.arriving = self.arriving, []
+        taken, self.ready = self.ready[:n], self.ready[n:]
+        return taken
+
+
+def test_take_returns_what_is_fetched_without_waiting_for_a_full_batch():
+    fetched = Fetched(ready=["a", "b", "c"], arriving=[])
+    assert take(fetched, 10, 0.5) == ["a", "b", "c"]
+    assert fetched.calls == [(10, 0)]
+
+
+def test_take_waits_for_the_first_message_only():
+    fetched = Fetched(ready=[], arriving=["a", "b"])
+    assert take(fetched, 10, 0.5) == ["a", "b"]
+    assert fetched.calls == [(10, 0), (1, 0.5), (9, 0)]
+    assert take(Fetched(ready=[], arriving=[]), 10, 0.5) == []
+
+
+def test_take_takes_at_most_the_limit():
+    fetched = Fetched(ready=list("abcdef"), arriving=[])
+    assert take(fetched, 4, 0.5) == list("abcd")
+    assert take(fetched, 4, 0.5) == list("ef")
 
 
 class FakeApp:
